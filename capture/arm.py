@@ -1,0 +1,411 @@
+"""Azure access: one credential and one client per subscription, bounded by the webhook's budget.
+
+Everything Azure goes through `Arm`. It owns the three things that make the webhook fast and safe:
+clients built once per process (connection reuse), small caches of facts that do not change
+(a VM's region, a region's watcher), and a deadline that bounds every SDK call and its retries, so
+that a throttling or slow ARM turns into a clear 503 instead of a webhook timeout.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from capture.resource_ids import ResourceId, parse_resource_id
+from capture.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.mgmt.network import NetworkManagementClient
+    from azure.mgmt.network.models import (
+        PacketCapture,
+        PacketCaptureQueryStatusResult,
+        PacketCaptureResult,
+    )
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# How long region and watcher facts are trusted; a stale entry only costs one failed call.
+CACHE_SECONDS = 3600.0
+SUBSCRIPTIONS_API_VERSION = "2022-12-01"
+
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("arm_deadline", default=None)
+_calls: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("arm_calls", default=None)
+
+
+class ArmError(Exception):
+    """An Azure failure, classified for the HTTP contract: transient (503) or not (502)."""
+
+    def __init__(
+        self, code: str, message: str, *, status: int | None = None, transient: bool = False
+    ) -> None:
+        super().__init__(f"({code}) {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+        self.transient = transient
+
+
+class DeadlineExceeded(Exception):  # noqa: N818 - it is the deadline, not an error type name
+    """Raised by the retry policy instead of sleeping past the caller's deadline.
+
+    Deliberately not an AzureError, so that azure-core's retry loop does not catch and retry it.
+    """
+
+    def __init__(self, status: int | None) -> None:
+        super().__init__("the time budget ran out while Azure asked to wait")
+        self.status = status
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Bound every ARM call made in this context (and its retries) to `seconds` from now."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def remaining() -> float | None:
+    end = _deadline.get()
+    return None if end is None else end - time.monotonic()
+
+
+@contextmanager
+def count_calls() -> Iterator[list[int]]:
+    """Count the HTTP requests (retries included) that ARM clients send in this context."""
+    counter = [0]
+    token = _calls.set(counter)
+    try:
+        yield counter
+    finally:
+        _calls.reset(token)
+
+
+def _on_request(_request: Any) -> None:
+    counter = _calls.get()
+    if counter is not None:
+        counter[0] += 1
+
+
+def _retry_policy() -> Any:
+    """azure-core's RetryPolicy that gives up rather than sleep beyond the deadline."""
+    from azure.core.pipeline.policies import RetryPolicy
+
+    class DeadlineRetryPolicy(RetryPolicy):
+        def sleep(self, settings: dict[str, Any], transport: Any, response: Any = None) -> None:
+            left = remaining()
+            if left is not None:
+                wait = self.get_retry_after(response) if response is not None else None
+                if wait is None:
+                    wait = self.get_backoff_time(settings)
+                if wait + 0.05 >= left:
+                    status = response.http_response.status_code if response is not None else None
+                    raise DeadlineExceeded(status)
+            super().sleep(settings, transport, response)
+
+    return DeadlineRetryPolicy(retry_total=3, retry_backoff_factor=0.3, retry_backoff_max=2.0)
+
+
+def _timeouts() -> dict[str, float]:
+    """Per-call socket timeouts that fit the remaining budget."""
+    left = remaining()
+    if left is None:
+        return {"connection_timeout": 10.0, "read_timeout": 30.0}
+    if left <= 0.05:
+        raise DeadlineExceeded(None)
+    return {"connection_timeout": min(3.0, left), "read_timeout": left, "timeout": left}
+
+
+@dataclass(frozen=True)
+class Watcher:
+    """A regional Network Watcher, as found by location."""
+
+    id: str
+    subscription: str
+    resource_group: str
+    name: str
+    location: str
+
+
+class _TtlCache:
+    """A tiny thread-safe cache; its entries are hints that ARM confirms on use."""
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._data: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is None or hit[0] < time.monotonic():
+                return None
+            return hit[1]
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._data[key] = (time.monotonic() + self._ttl, value)
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+
+class Arm:
+    """The app's Azure access, shared by every invocation in the process."""
+
+    def __init__(self, settings: Settings, credential: TokenCredential | None = None) -> None:
+        self.settings = settings
+        self._credential = credential
+        self._lock = threading.Lock()
+        self._network: dict[str, NetworkManagementClient] = {}
+        self._resources: dict[str, ResourceManagementClient] = {}
+        self.regions = _TtlCache(CACHE_SECONDS)
+        self.watchers = _TtlCache(CACHE_SECONDS)
+
+    # -- clients ---------------------------------------------------------------------------------
+
+    def credential(self) -> TokenCredential:
+        with self._lock:
+            if self._credential is None:
+                from azure.identity import DefaultAzureCredential
+
+                # Managed identity in Azure (AZURE_CLIENT_ID selects a user-assigned one); the
+                # emulator's identity endpoint locally. Nothing interactive, no secrets in settings.
+                self._credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+            return self._credential
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        return {
+            "base_url": self.settings.arm_endpoint,
+            "retry_policy": _retry_policy(),
+            "raw_request_hook": _on_request,
+            "polling_interval": 1,
+        }
+
+    def network(self, subscription: str) -> NetworkManagementClient:
+        key = subscription.casefold()
+        client = self._network.get(key)
+        if client is None:
+            from azure.mgmt.network import NetworkManagementClient
+
+            credential = self.credential()
+            with self._lock:
+                client = self._network.get(key)
+                if client is None:
+                    client = NetworkManagementClient(credential, subscription, **self._client_kwargs())
+                    self._network[key] = client
+        return client
+
+    def resources(self, subscription: str) -> ResourceManagementClient:
+        key = subscription.casefold()
+        client = self._resources.get(key)
+        if client is None:
+            from azure.mgmt.resource.resources import ResourceManagementClient
+
+            credential = self.credential()
+            with self._lock:
+                client = self._resources.get(key)
+                if client is None:
+                    client = ResourceManagementClient(credential, subscription, **self._client_kwargs())
+                    self._resources[key] = client
+        return client
+
+    # -- calls -----------------------------------------------------------------------------------
+
+    def call(self, operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one SDK operation within the deadline and translate its failures into ArmError."""
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        try:
+            return operation(*args, **_timeouts(), **kwargs)
+        except DeadlineExceeded as exc:
+            detail = f" (ARM answered {exc.status})" if exc.status else ""
+            raise ArmError(
+                "AzureTimeBudgetExceeded",
+                f"Azure did not answer within the webhook's time budget{detail}; retry later",
+                status=exc.status,
+                transient=True,
+            ) from None
+        except ClientAuthenticationError as exc:
+            raise ArmError(
+                _code(exc, "AuthenticationFailed"),
+                f"the app's identity could not authenticate to Azure: {_message(exc)}",
+                status=401,
+            ) from None
+        except HttpResponseError as exc:
+            status = exc.status_code
+            raise ArmError(
+                _code(exc, f"Http{status}"),
+                _message(exc),
+                status=status,
+                transient=status in TRANSIENT_STATUSES,
+            ) from None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise ArmError(
+                "AzureUnreachable",
+                f"Azure Resource Manager could not be reached: {type(exc).__name__}",
+                transient=True,
+            ) from None
+
+    def vm_location(self, target: ResourceId) -> str:
+        """The target's region: cached per VM, else one GET through azure-mgmt-resource."""
+        cached: str | None = self.regions.get(target.key)
+        if cached:
+            return cached
+        resource = self.call(
+            self.resources(target.subscription).resources.get_by_id,
+            target.raw,
+            api_version=self.settings.compute_api_version,
+        )
+        location = (resource.location or "").replace(" ", "").casefold()
+        if not location:
+            raise ArmError("LocationUnknown", f"Azure returned no location for {target.raw}")
+        self.regions.put(target.key, location)
+        return location
+
+    def watcher(self, subscription: str, region: str) -> Watcher:
+        """The subscription's Network Watcher in `region`, found by location, never by name."""
+        key = f"{subscription.casefold()}|{region.casefold()}"
+        cached: Watcher | None = self.watchers.get(key)
+        if cached:
+            return cached
+        found = None
+        for watcher in self.list_watchers(subscription):
+            self.watchers.put(f"{subscription.casefold()}|{watcher.location}", watcher)
+            if watcher.location == region.casefold():
+                found = watcher
+        if found is None:
+            raise ArmError(
+                "NetworkWatcherNotFound",
+                f"subscription {subscription} has no Network Watcher in region '{region}'. Enable it with "
+                f"`az network watcher configure --locations {region} --enabled true "
+                f"--resource-group NetworkWatcherRG` (or in the portal: Network Watcher > Overview > Add).",
+            )
+        return found
+
+    def forget_watcher(self, watcher: Watcher) -> None:
+        self.watchers.drop(f"{watcher.subscription.casefold()}|{watcher.location}")
+
+    def list_watchers(self, subscription: str) -> list[Watcher]:
+        client = self.network(subscription)
+        return [
+            _watcher(w.id, w.location)
+            for w in self.call(lambda **kw: list(client.network_watchers.list_all(**kw)))
+            if w.id and w.location
+        ]
+
+    def list_captures(self, watcher: Watcher) -> list[PacketCaptureResult]:
+        client = self.network(watcher.subscription)
+        return self.call(
+            lambda **kw: list(client.packet_captures.list(watcher.resource_group, watcher.name, **kw))
+        )
+
+    def create_capture(self, watcher: Watcher, name: str, body: PacketCapture) -> PacketCaptureResult:
+        """PUT the capture and return as soon as ARM accepted it (201): no waiting on the LRO."""
+        client = self.network(watcher.subscription)
+        poller = self.call(
+            client.packet_captures.begin_create, watcher.resource_group, watcher.name, name, body, polling=False
+        )
+        return poller.result()
+
+    def capture_status(self, watcher: Watcher, name: str) -> PacketCaptureQueryStatusResult:
+        """queryStatus; its first answer carries the status, so one call usually suffices."""
+        client = self.network(watcher.subscription)
+        poller = self.call(
+            client.packet_captures.begin_get_status, watcher.resource_group, watcher.name, name, polling=False
+        )
+        result = poller.result()
+        if result is None or result.packet_capture_status is None:
+            result = self.call(
+                lambda **kw: client.packet_captures.begin_get_status(
+                    watcher.resource_group, watcher.name, name, polling_interval=0.2, **kw
+                ).result()
+            )
+        return result
+
+    def get_capture(self, watcher: Watcher, name: str) -> PacketCaptureResult:
+        client = self.network(watcher.subscription)
+        return self.call(client.packet_captures.get, watcher.resource_group, watcher.name, name)
+
+    def delete_capture(self, watcher: Watcher, name: str) -> bool:
+        """Start deleting; False when it was already gone (another monitor run got there first)."""
+        client = self.network(watcher.subscription)
+        try:
+            self.call(
+                client.packet_captures.begin_delete, watcher.resource_group, watcher.name, name, polling=False
+            )
+        except ArmError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def list_subscriptions(self) -> list[str]:
+        """Subscriptions the identity can see (used when no allowed scopes are configured)."""
+        from azure.core.rest import HttpRequest
+
+        client = self.resources("00000000-0000-0000-0000-000000000000")
+        ids: list[str] = []
+        url: str | None = f"/subscriptions?api-version={SUBSCRIPTIONS_API_VERSION}"
+        while url:
+            response = self.call(client.send_request, HttpRequest("GET", url))
+            if response.status_code != 200:
+                raise ArmError(f"Http{response.status_code}", "listing subscriptions failed",
+                               status=response.status_code,
+                               transient=response.status_code in TRANSIENT_STATUSES)
+            page = response.json()
+            ids.extend(str(item["subscriptionId"]) for item in page.get("value", []))
+            url = page.get("nextLink")
+        return ids
+
+
+def _watcher(resource_id: str, location: str) -> Watcher:
+    rid = parse_resource_id(resource_id)
+    return Watcher(
+        id=resource_id,
+        subscription=rid.subscription,
+        resource_group=rid.resource_group,
+        name=rid.names[-1],
+        location=location.replace(" ", "").casefold(),
+    )
+
+
+def _code(exc: Any, default: str) -> str:
+    error = getattr(exc, "error", None)
+    return str(getattr(error, "code", None) or default)
+
+
+def _message(exc: Any) -> str:
+    error = getattr(exc, "error", None)
+    message = getattr(error, "message", None) or getattr(exc, "message", None) or str(exc)
+    return str(message).splitlines()[0][:500]
+
+
+_arm: Arm | None = None
+_arm_lock = threading.Lock()
+
+
+def get_arm(settings: Settings) -> Arm:
+    """The process-wide Arm (clients and caches live as long as the worker process)."""
+    global _arm
+    with _arm_lock:
+        if _arm is None or _arm.settings is not settings:
+            _arm = Arm(settings)
+        return _arm

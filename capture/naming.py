@@ -1,0 +1,83 @@
+"""Deterministic capture names and storage paths.
+
+The name is a pure function of (prefix, target, alert instance), so every retried or fanned-out
+delivery of one alert, on any scaled-out instance, maps to the same ARM resource: ARM itself then
+de-duplicates. The storage path carries what a later report needs (VM, date, rule, alert), because
+the capture resource is the only state this app keeps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote, unquote, urlsplit
+
+from capture.resource_ids import ResourceId
+
+MAX_NAME_LENGTH = 80
+CONTAINER = "network-watcher-logs"
+_UNSAFE = re.compile(r"[^a-z0-9-]+")
+
+
+def _slug(text: str, limit: int) -> str:
+    slug = _UNSAFE.sub("-", text.casefold()).strip("-")
+    return slug[:limit].strip("-") or "x"
+
+
+def capture_name(prefix: str, target: ResourceId, instance_key: str) -> str:
+    """`{prefix}-{vm}-{hash}`: readable in the portal, unique per (VM, alert instance), ≤ 80 chars."""
+    digest = hashlib.sha256(f"{target.key}|{instance_key.casefold()}".encode()).hexdigest()[:16]
+    vm = _slug(target.display_name, MAX_NAME_LENGTH - len(prefix) - len(digest) - 2)
+    return f"{prefix}-{vm}-{digest}"
+
+
+def is_ours(name: str, prefix: str) -> bool:
+    """Captures this app started carry the configured prefix and a 16-hex-digit hash."""
+    return re.fullmatch(rf"{re.escape(prefix)}-[a-z0-9-]+-[0-9a-f]{{16}}", name) is not None
+
+
+@dataclass(frozen=True)
+class PathInfo:
+    """What a storage path written by this app tells about its alert."""
+
+    vm: str
+    rule: str | None
+    alert: str | None
+
+
+def storage_path(
+    account: str, name: str, target: ResourceId, started: datetime, rule: str | None, alert_id: str
+) -> str:
+    """`https://{account}.blob.core.windows.net/network-watcher-logs/alert-captures/{vm}/{y}/{m}/{d}/…`.
+
+    The rule name and alert instance are URL-quoted path segments, so the monitor can tell people
+    which alert a capture answered without any database.
+    """
+    rule_segment = quote(rule or "-", safe="")[:200]
+    alert_segment = quote(alert_id, safe="")[:200]
+    return (
+        f"https://{account}.blob.core.windows.net/{CONTAINER}/alert-captures/"
+        f"{_slug(target.display_name, 64)}/{started:%Y/%m/%d}/{rule_segment}/{alert_segment}/{name}.cap"
+    )
+
+
+def parse_storage_path(path: str | None) -> PathInfo | None:
+    """Read back what `storage_path` wrote; None for paths this app did not choose."""
+    if not path:
+        return None
+    parts = urlsplit(path).path.split("/")
+    # ['', container, 'alert-captures', vm, y, m, d, rule, alert, file]
+    if len(parts) != 10 or parts[2] != "alert-captures":
+        return None
+    rule = unquote(parts[7])
+    return PathInfo(vm=parts[3], rule=None if rule == "-" else rule, alert=unquote(parts[8]) or None)
+
+
+def blob_location(path: str) -> tuple[str, str]:
+    """(container, blob name) of a blob URL, whatever account or endpoint it names."""
+    parts = urlsplit(path).path.lstrip("/").split("/", 1)
+    if len(parts) != 2 or not parts[1]:
+        raise ValueError(f"not a blob URL: {path[:120]}")
+    return parts[0], unquote(parts[1])

@@ -1,0 +1,273 @@
+"""From a fired alert's capturable target to a running capture, the way a careful operator would.
+
+Per target: region (payload, else cached VM lookup), watcher (cached, by location), one list of the
+watcher's captures, a status query only for the few that target this VM, then a PUT that returns as
+soon as ARM accepts it. Warm path: 2 ARM calls. ARM is the source of truth; the in-process
+reservations below only stop concurrent deliveries in this process from racing each other.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from capture.arm import Arm, ArmError, Watcher
+from capture.decisions import Outcome, TargetResult
+from capture.naming import capture_name, storage_path
+from capture.payloads import AlertEvent
+from capture.resource_ids import ResourceId
+from capture.settings import CaptureOptions, Settings
+
+if TYPE_CHECKING:
+    from azure.mgmt.network.models import PacketCapture, PacketCaptureResult
+
+log = logging.getLogger(__name__)
+
+ACTIVE_STATUSES = frozenset({"notstarted", "running", "unknown"})
+# Reservations of captures this process created are dropped once a list that started later has
+# been seen (that list then shows the capture, or shows that it is gone).
+_RECENT_SECONDS = 600.0
+
+
+@dataclass
+class _Reservation:
+    name: str
+    target_key: str
+    created_at: float | None = None
+
+
+@dataclass
+class _WatcherSlots:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    pending: dict[str, _Reservation] = field(default_factory=dict)
+
+
+class Reservations:
+    """Per-watcher bookkeeping so concurrent deliveries in one process never overshoot the limit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watchers: dict[str, _WatcherSlots] = {}
+
+    def _slots(self, watcher: Watcher) -> _WatcherSlots:
+        with self._lock:
+            return self._watchers.setdefault(watcher.id.casefold(), _WatcherSlots())
+
+    def reserve(
+        self,
+        watcher: Watcher,
+        name: str,
+        target: ResourceId,
+        listed: list[str],
+        listed_at: float,
+        limit: int,
+    ) -> TargetResult | None:
+        """Claim a slot for `name`; or say why not (duplicate or limited)."""
+        slots = self._slots(watcher)
+        with slots.lock:
+            now = time.monotonic()
+            for key, held in list(slots.pending.items()):
+                done = held.created_at
+                if done is not None and (done < listed_at or done < now - _RECENT_SECONDS):
+                    del slots.pending[key]
+            if name.casefold() in slots.pending:
+                return TargetResult(target.raw, Outcome.DUPLICATE, f"capture {name} is being created")
+            for held in slots.pending.values():
+                if held.target_key == target.key:
+                    return TargetResult(
+                        target.raw, Outcome.DUPLICATE, f"capture {held.name} was just started on this VM"
+                    )
+            names = {n.casefold() for n in listed} | set(slots.pending)
+            if len(names) >= limit:
+                return TargetResult(
+                    target.raw,
+                    Outcome.LIMITED,
+                    f"watcher {watcher.name} has {len(names)} captures; CAPTURE_MAX_SESSIONS is {limit}",
+                )
+            slots.pending[name.casefold()] = _Reservation(name, target.key)
+            return None
+
+    def created(self, watcher: Watcher, name: str) -> None:
+        slots = self._slots(watcher)
+        with slots.lock:
+            held = slots.pending.get(name.casefold())
+            if held is not None:
+                held.created_at = time.monotonic()
+
+    def release(self, watcher: Watcher, name: str) -> None:
+        slots = self._slots(watcher)
+        with slots.lock:
+            slots.pending.pop(name.casefold(), None)
+
+
+_reservations = Reservations()
+
+
+def _targets_vm(capture: PacketCaptureResult, target: ResourceId) -> bool:
+    """Does this capture record on the target VM (directly, or as its scale set's instance)?"""
+    props = capture.properties
+    if props is None or not props.target:
+        return False
+    if target.kind == "vm":
+        return bool(props.target.casefold() == target.key)
+    if props.target.casefold() != (target.scale_set_id or "").casefold():
+        return False
+    scope = props.scope
+    include = [str(i) for i in (scope.include or [])] if scope else []
+    exclude = [str(i) for i in (scope.exclude or [])] if scope else []
+    instance = target.instance_id or ""
+    return (not include or instance in include) and instance not in exclude
+
+
+def build_body(target: ResourceId, name: str, options: CaptureOptions, settings: Settings,
+               event: AlertEvent) -> PacketCapture:
+    """The PacketCapture PUT body (SDK model) for one target."""
+    from azure.mgmt.network.models import (
+        PacketCapture,
+        PacketCaptureFilter,
+        PacketCaptureMachineScope,
+        PacketCaptureParameters,
+        PacketCaptureStorageLocation,
+    )
+
+    location = PacketCaptureStorageLocation()
+    if settings.storage_account_id and settings.storage_account_name:
+        location.storage_id = settings.storage_account_id
+        location.storage_path = storage_path(
+            settings.storage_account_name, name, target, datetime.now(UTC), event.rule, event.instance_key
+        )
+    if options.local_path:
+        windows = "\\" in options.local_path or options.local_path[1:2] == ":"
+        location.file_path = options.local_path + ("\\" if windows else "/") + f"{name}.cap"
+    params = PacketCaptureParameters(
+        target=target.raw if target.kind == "vm" else (target.scale_set_id or target.raw),
+        target_type="AzureVM" if target.kind == "vm" else "AzureVMSS",
+        bytes_to_capture_per_packet=options.bytes_per_packet,
+        total_bytes_per_session=options.bytes_per_session,
+        time_limit_in_seconds=options.time_limit_seconds,
+        storage_location=location,
+        filters=[PacketCaptureFilter(f.to_arm()) for f in options.filters],
+    )
+    if target.kind == "vmss_instance":
+        params.scope = PacketCaptureMachineScope(include=[target.instance_id or ""])
+    return PacketCapture(properties=params)
+
+
+def capture_summary(result: PacketCaptureResult, watcher: Watcher, region: str) -> dict[str, Any]:
+    """What the webhook tells the caller about a started capture (and where to follow it)."""
+    props = result.properties
+    storage = props.storage_location if props else None
+    name = result.name or ""
+    return {
+        "name": name,
+        "id": result.id,
+        "target": props.target if props else None,
+        "targetType": props.target_type if props else None,
+        "watcher": watcher.id,
+        "region": region,
+        "timeLimitSeconds": props.time_limit_in_seconds if props else None,
+        "provisioningState": props.provisioning_state if props else None,
+        "storage": {
+            k: v
+            for k, v in {
+                "storageId": storage.storage_id if storage else None,
+                "storagePath": storage.storage_path if storage else None,
+                "filePath": storage.file_path if storage else None,
+            }.items()
+            if v
+        },
+        "follow": f"GET /api/captures/{name}",
+    }
+
+
+class Orchestrator:
+    """Starts captures for the capturable targets of fired alerts."""
+
+    def __init__(self, arm: Arm, settings: Settings, reservations: Reservations | None = None) -> None:
+        self.arm = arm
+        self.settings = settings
+        self.reservations = reservations or _reservations
+
+    def start(self, event: AlertEvent, target: ResourceId, options: CaptureOptions) -> TargetResult:
+        """One target's outcome; Azure failures become `failed` (502) or `unavailable` (503)."""
+        try:
+            return self._start(event, target, options)
+        except ArmError as exc:
+            outcome = Outcome.UNAVAILABLE if exc.transient else Outcome.FAILED
+            return TargetResult(
+                target.raw,
+                outcome,
+                "Azure is busy or slow; retry later" if exc.transient else "Azure refused the capture",
+                error={"code": exc.code, "message": exc.message},
+            )
+
+    def _start(self, event: AlertEvent, target: ResourceId, options: CaptureOptions) -> TargetResult:
+        name = capture_name(self.settings.name_prefix, target, event.instance_key)
+        region = (event.region or "").replace(" ", "").casefold() or self.arm.vm_location(target)
+        watcher = self.arm.watcher(target.subscription, region)
+        listed_at = time.monotonic()
+        try:
+            captures = self.arm.list_captures(watcher)
+        except ArmError as exc:
+            if exc.status != 404:
+                raise
+            # The cached watcher is gone (deleted or recreated under another name): look again once.
+            self.arm.forget_watcher(watcher)
+            watcher = self.arm.watcher(target.subscription, region)
+            listed_at = time.monotonic()
+            captures = self.arm.list_captures(watcher)
+        for capture in captures:
+            if (capture.name or "").casefold() == name.casefold():
+                return TargetResult(
+                    target.raw,
+                    Outcome.DUPLICATE,
+                    f"capture {name} for this alert already exists",
+                    capture=capture_summary(capture, watcher, region),
+                )
+        for capture in captures:
+            if not _targets_vm(capture, target):
+                continue
+            props = capture.properties
+            if props is not None and (props.provisioning_state or "").casefold() in {"failed", "deleting"}:
+                continue
+            status = self.arm.capture_status(watcher, capture.name or "")
+            state = str(status.packet_capture_status or "Unknown")
+            if state.casefold() in ACTIVE_STATUSES:
+                return TargetResult(
+                    target.raw,
+                    Outcome.DUPLICATE,
+                    f"capture {capture.name} is still {state} on this VM",
+                    capture=capture_summary(capture, watcher, region),
+                )
+        refusal = self.reservations.reserve(
+            watcher,
+            name,
+            target,
+            [c.name or "" for c in captures],
+            listed_at,
+            self.settings.max_sessions,
+        )
+        if refusal is not None:
+            return refusal
+        try:
+            result = self.arm.create_capture(watcher, name, build_body(target, name, options, self.settings,
+                                                                        event))
+        except ArmError as exc:
+            self.reservations.release(watcher, name)
+            if exc.status == 409 or (exc.status == 200 and "invalid status" in exc.message):
+                return TargetResult(target.raw, Outcome.DUPLICATE, f"capture {name} already exists")
+            raise
+        except BaseException:
+            self.reservations.release(watcher, name)
+            raise
+        self.reservations.created(watcher, name)
+        return TargetResult(
+            target.raw,
+            Outcome.STARTED,
+            f"capture started for {options.time_limit_seconds} s",
+            capture=capture_summary(result, watcher, region),
+        )
