@@ -11,14 +11,20 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
-from urllib.parse import quote, unquote, urlsplit
+from datetime import UTC, datetime
+from urllib.parse import unquote, urlsplit
 
 from capture.resource_ids import ResourceId
 
 MAX_NAME_LENGTH = 80
 CONTAINER = "network-watcher-logs"
 _UNSAFE = re.compile(r"[^a-z0-9-]+")
+_SEGMENT_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _segment(text: str) -> str:
+    """A blob-path segment that keeps the text readable (case included) and never splits."""
+    return _SEGMENT_UNSAFE.sub("-", text).strip("-.")[:120] or "-"
 
 
 def _slug(text: str, limit: int) -> str:
@@ -43,6 +49,7 @@ class PathInfo:
     """What a storage path written by this app tells about its alert."""
 
     vm: str
+    started: datetime
     rule: str | None
     alert: str | None
 
@@ -50,16 +57,16 @@ class PathInfo:
 def storage_path(
     account: str, name: str, target: ResourceId, started: datetime, rule: str | None, alert_id: str
 ) -> str:
-    """`https://{account}.blob.core.windows.net/network-watcher-logs/alert-captures/{vm}/{y}/{m}/{d}/…`.
+    """`https://{account}.blob.core.windows.net/network-watcher-logs/alert-captures/{vm}/{y}/{m}/{d}/{hms}/…`.
 
-    The rule name and alert instance are URL-quoted path segments, so the monitor can tell people
-    which alert a capture answered without any database.
+    The rule name and alert instance are path segments (unsafe characters become '-'), so the monitor
+    can tell people which alert a capture answered without any database.
     """
-    rule_segment = quote(rule or "-", safe="")[:200]
-    alert_segment = quote(alert_id, safe="")[:200]
+    rule_segment = _segment(rule or "-")
+    alert_segment = _segment(alert_id.rstrip("/").rsplit("/", 1)[-1])
     return (
         f"https://{account}.blob.core.windows.net/{CONTAINER}/alert-captures/"
-        f"{_slug(target.display_name, 64)}/{started:%Y/%m/%d}/{rule_segment}/{alert_segment}/{name}.cap"
+        f"{_slug(target.display_name, 64)}/{started:%Y/%m/%d/%H%M%S}/{rule_segment}/{alert_segment}/{name}.cap"
     )
 
 
@@ -68,11 +75,15 @@ def parse_storage_path(path: str | None) -> PathInfo | None:
     if not path:
         return None
     parts = urlsplit(path).path.split("/")
-    # ['', container, 'alert-captures', vm, y, m, d, rule, alert, file]
-    if len(parts) != 10 or parts[2] != "alert-captures":
+    # ['', container, 'alert-captures', vm, y, m, d, hms, rule, alert, file]
+    if len(parts) != 11 or parts[2] != "alert-captures":
         return None
-    rule = unquote(parts[7])
-    return PathInfo(vm=parts[3], rule=None if rule == "-" else rule, alert=unquote(parts[8]) or None)
+    try:
+        started = datetime.strptime("".join(parts[4:8]), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    rule = parts[8]
+    return PathInfo(vm=parts[3], started=started, rule=None if rule == "-" else rule, alert=parts[9] or None)
 
 
 def blob_location(path: str) -> tuple[str, str]:

@@ -1,0 +1,1 @@
+"""Alert-triggered Network Watcher packet capture: the deployed domain code."""

@@ -1,0 +1,203 @@
+"""Capture reports and their delivery: plain JSON, a Microsoft Teams card, or a Slack message.
+
+A report is built only from what the capture itself carries (name, target, status, storage path),
+so that no database is needed. Delivery is all-or-nothing per run: if any URL fails, the capture is
+kept and the whole report is sent again on the next run (at-least-once; never lost).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+NOTIFY_TIMEOUT_SECONDS = 10.0
+
+STOP_REASONS = {
+    "timeexceeded": "time limit reached",
+    "maxbytesexceeded": "bytes limit reached",
+    "totalbytespersessionexceeded": "bytes limit reached",
+    "bytesexceeded": "bytes limit reached",
+    "manual": "stopped by a user",
+    "userstopped": "stopped by a user",
+}
+ERRORS = {
+    "agentstopped": "the Network Watcher agent on the VM stopped",
+    "capturefailed": "the capture failed on the VM",
+    "localfilefailed": "writing the local capture file failed",
+    "storagefailed": "writing to the storage account failed",
+    "internalerror": "Network Watcher had an internal error",
+}
+
+
+def stop_reason_text(reason: str | None, errors: list[str]) -> str:
+    """Azure's stop reason and errors in words an on-call engineer reads at 2 a.m."""
+    if errors:
+        return "; ".join(ERRORS.get(e.casefold(), e) for e in errors)
+    if not reason:
+        return "stopped (no reason given by Azure)"
+    return STOP_REASONS.get(reason.casefold(), reason)
+
+
+@dataclass
+class Report:
+    """Everything known about one finished capture."""
+
+    name: str
+    capture_id: str | None
+    target: str | None
+    vm: str | None
+    watcher: str
+    outcome: str  # "completed" or "failed"
+    status: str | None
+    stop_reason: str | None
+    stop_reason_text: str
+    errors: list[str]
+    start_time: datetime | None
+    storage_path: str | None
+    file_path: str | None
+    rule: str | None
+    alert: str | None
+    findings: dict[str, Any] | None = None
+    analysis_error: str | None = None
+    summary_path: str | None = None
+    chart_path: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def notable(self) -> list[str]:
+        return [str(line) for line in (self.findings or {}).get("notable", [])]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "packet_capture_finished",
+            "outcome": self.outcome,
+            "alert": {"rule": self.rule, "instance": self.alert},
+            "capture": {
+                "name": self.name,
+                "id": self.capture_id,
+                "target": self.target,
+                "vm": self.vm,
+                "watcher": self.watcher,
+                "status": self.status,
+                "startTime": self.start_time.isoformat() if self.start_time else None,
+                "stopReason": self.stop_reason,
+                "stopReasonText": self.stop_reason_text,
+                "errors": self.errors,
+                "storagePath": self.storage_path,
+                "filePath": self.file_path,
+            },
+            "analysis": {
+                "notable": self.notable,
+                "findings": self.findings,
+                "error": self.analysis_error,
+                "summaryPath": self.summary_path,
+                "chartPath": self.chart_path,
+            },
+            **self.extra,
+        }
+
+    def headline(self) -> str:
+        what = "Packet capture finished" if self.outcome == "completed" else "Packet capture FAILED"
+        return f"{what}: {self.vm or self.target or self.name} ({self.stop_reason_text})"
+
+
+def _facts(report: Report) -> list[tuple[str, str]]:
+    facts = [
+        ("Alert rule", report.rule or "-"),
+        ("Alert", report.alert or "-"),
+        ("VM", report.vm or report.target or "-"),
+        ("Capture", report.name),
+        ("Started", report.start_time.isoformat() if report.start_time else "-"),
+        ("Stop reason", report.stop_reason_text),
+    ]
+    if report.storage_path:
+        facts.append(("File", report.storage_path))
+    if report.file_path:
+        facts.append(("File on VM", report.file_path))
+    if report.errors:
+        facts.append(("Errors", ", ".join(report.errors)))
+    if report.analysis_error:
+        facts.append(("Analysis", report.analysis_error))
+    if report.chart_path:
+        facts.append(("Chart", report.chart_path))
+    return facts
+
+
+def teams_message(report: Report) -> dict[str, Any]:
+    """A Teams incoming-webhook message carrying an Adaptive Card (schema 1.4)."""
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": True, "text": report.headline(),
+         "color": "Good" if report.outcome == "completed" else "Attention"},
+    ]
+    if report.notable:
+        body.append({"type": "TextBlock", "wrap": True, "text": "\n".join(f"- {n}" for n in report.notable)})
+    body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in _facts(report)]})
+    card: dict[str, Any] = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+    }
+    if report.storage_path:
+        card["actions"] = [{"type": "Action.OpenUrl", "title": "Capture file", "url": report.storage_path}]
+    return {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
+        ],
+    }
+
+
+def slack_message(report: Report) -> dict[str, Any]:
+    """A Slack-compatible incoming-webhook message: `text` fallback plus Block Kit `blocks`."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": report.headline()[:150]}},
+    ]
+    if report.notable:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                                                   "text": "\n".join(f"• {n}" for n in report.notable)}})
+    blocks.append({"type": "section", "fields": [
+        {"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]} for k, v in _facts(report)[:10]
+    ]})
+    return {"text": report.headline(), "blocks": blocks}
+
+
+def render(report: Report, fmt: str) -> dict[str, Any]:
+    if fmt == "teams":
+        return teams_message(report)
+    if fmt == "slack":
+        return slack_message(report)
+    return report.to_json()
+
+
+def deliver(report: Report, urls: tuple[str, ...], fmt: str) -> list[str]:
+    """POST the report to every URL; returns the failures (empty: all delivered)."""
+    failures = []
+    body = json.dumps(render(report, fmt), default=str).encode()
+    for url in urls:
+        request = urllib.request.Request(
+            url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=NOTIFY_TIMEOUT_SECONDS) as response:  # noqa: S310
+                if not 200 <= response.status < 300:
+                    failures.append(f"{_host(url)}: HTTP {response.status}")
+        except urllib.error.HTTPError as exc:
+            failures.append(f"{_host(url)}: HTTP {exc.code}")
+        except (urllib.error.URLError, OSError) as exc:
+            failures.append(f"{_host(url)}: {type(exc).__name__}")
+    return failures
+
+
+def _host(url: str) -> str:
+    """Only the host of a notification URL is logged: webhook URLs carry secrets in their path."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc or "?"

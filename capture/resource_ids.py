@@ -1,0 +1,224 @@
+"""Strict Azure resource ID parsing: VMs, scale-set instances and the scopes that may be captured.
+
+IDs reach us from alert payloads and manual requests and end up in ARM request URLs, so anything that
+could change a URL's meaning (``..``, ``?``, ``#``, ``%``, ``\\``, whitespace, control characters) is
+rejected rather than cleaned. ARM treats IDs case-insensitively and senders vary the case of both the
+keywords and the names, so IDs are kept exactly as sent (``raw``, for logs and ARM calls) and compared
+through ``key`` (the casefolded text).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from typing import Literal
+
+MAX_RESOURCE_ID_LENGTH = 1024
+
+ResourceKind = Literal["vm", "vmss_instance"]
+
+_FORBIDDEN_CHARS = {
+    "?": "a query string ('?')",
+    "#": "a fragment ('#')",
+    "%": "percent-encoding ('%')",
+    "\\": "a backslash",
+}
+_EXAMPLE = "/subscriptions/{subscription}/resourceGroups/{group}/providers/{namespace}/{type}/{name}"
+_SCOPE_EXAMPLE = "/subscriptions/{subscription} or /subscriptions/{subscription}/resourceGroups/{group}"
+
+
+class InvalidResourceId(ValueError):
+    """The text is not a well-formed Azure resource ID (or scope); the message says why."""
+
+
+@dataclass(frozen=True, eq=False)
+class ResourceId:
+    """A parsed resource ID; equality and hashing ignore case, like ARM does."""
+
+    raw: str
+    subscription: str
+    resource_group: str
+    provider: str
+    types: tuple[str, ...]
+    names: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        """The casefolded ID, for comparisons, dictionary keys and de-duplication."""
+        return self.raw.casefold()
+
+    @property
+    def name(self) -> str:
+        """The last name segment (the resource's own name)."""
+        return self.names[-1]
+
+    @property
+    def resource_type(self) -> str:
+        """E.g. ``Microsoft.Compute/virtualMachines`` (case as sent)."""
+        return "/".join((self.provider, *self.types))
+
+    @property
+    def kind(self) -> ResourceKind | None:
+        """``vm`` or ``vmss_instance``: the two kinds of resource a packet capture can run on."""
+        if self.provider.casefold() != "microsoft.compute":
+            return None
+        types = tuple(t.casefold() for t in self.types)
+        if types == ("virtualmachines",):
+            return "vm"
+        if types == ("virtualmachinescalesets", "virtualmachines"):
+            return "vmss_instance"
+        return None
+
+    @property
+    def vm_name(self) -> str | None:
+        """The VM's name, for a standalone VM."""
+        return self.names[0] if self.kind == "vm" else None
+
+    @property
+    def scale_set_id(self) -> str | None:
+        """The scale set's own ID (as sent) for a scale-set instance: captures target the scale set."""
+        if self.kind != "vmss_instance":
+            return None
+        # Cut the raw text (not a rebuilt string) so the scale set keeps the sender's case.
+        return self.raw.rsplit("/", 2)[0]
+
+    @property
+    def instance_id(self) -> str | None:
+        """The instance ID inside the scale set (``"1"`` in ``…/virtualMachines/1``)."""
+        return self.names[1] if self.kind == "vmss_instance" else None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ResourceId):
+            return NotImplemented
+        return self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __str__(self) -> str:
+        return self.raw
+
+
+@dataclass(frozen=True, eq=False)
+class Scope:
+    """A subscription or resource group that captures are allowed in."""
+
+    raw: str
+    subscription: str
+    resource_group: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.raw.casefold()
+
+    def contains(self, resource_id: ResourceId | str) -> bool:
+        """Whether the resource lives in this scope (whole-segment, case-insensitive comparison).
+
+        A string is parsed first and raises InvalidResourceId when malformed.
+        """
+        rid = resource_id if isinstance(resource_id, ResourceId) else parse_resource_id(resource_id)
+        if rid.subscription.casefold() != self.subscription.casefold():
+            return False
+        return self.resource_group is None or rid.resource_group.casefold() == self.resource_group.casefold()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Scope):
+            return NotImplemented
+        return (self.subscription.casefold(), (self.resource_group or "").casefold()) == (
+            other.subscription.casefold(),
+            (other.resource_group or "").casefold(),
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.subscription.casefold(), (self.resource_group or "").casefold()))
+
+    def __str__(self) -> str:
+        return self.raw
+
+
+def parse_resource_id(text: str) -> ResourceId:
+    """Parse ``/subscriptions/{s}/resourceGroups/{g}/providers/{ns}/{type}/{name}[/{type}/{name}…]``.
+
+    Raises InvalidResourceId with a message that names the problem.
+    """
+    segments = _segments(text, _EXAMPLE)
+    if len(segments) < 4 or segments[2].casefold() != "resourcegroups":
+        if len(segments) >= 3 and segments[2].casefold() == "providers":
+            raise InvalidResourceId(
+                f"{text!r} is a subscription-level resource; only resources in a resource group are "
+                f"supported (expected {_EXAMPLE})"
+            )
+        raise InvalidResourceId(f"{text!r} has no resource group: expected {_EXAMPLE}")
+    if len(segments) < 6 or segments[4].casefold() != "providers":
+        raise InvalidResourceId(
+            f"{text!r} is a scope, not a resource: expected '/providers/{{namespace}}/{{type}}/{{name}}' "
+            f"after the resource group ({_EXAMPLE})"
+        )
+    provider = segments[5]
+    rest = segments[6:]
+    if not rest:
+        raise InvalidResourceId(f"{text!r} names a provider namespace but no resource type and name")
+    if len(rest) % 2:
+        raise InvalidResourceId(
+            f"{text!r} has a resource type without a name ({rest[-1]!r}): types and names must alternate"
+        )
+    types = tuple(rest[0::2])
+    names = tuple(rest[1::2])
+    for keyword in ("providers", "subscriptions", "resourcegroups"):
+        if any(t.casefold() == keyword for t in types):
+            raise InvalidResourceId(
+                f"{text!r} has a nested '{keyword}' segment (an extension or malformed ID); expected {_EXAMPLE}"
+            )
+    return ResourceId(
+        raw=text,
+        subscription=segments[1],
+        resource_group=segments[3],
+        provider=provider,
+        types=types,
+        names=names,
+    )
+
+
+def parse_scope(text: str) -> Scope:
+    """Parse an allowed scope: ``/subscriptions/{s}`` or ``/subscriptions/{s}/resourceGroups/{g}``.
+
+    One trailing ``/`` is tolerated because scopes come from hand-written settings.
+    """
+    body = text[:-1] if isinstance(text, str) and len(text) > 1 and text.endswith("/") else text
+    segments = _segments(body, _SCOPE_EXAMPLE)
+    if len(segments) == 2:
+        return Scope(raw=text, subscription=segments[1])
+    if len(segments) == 4 and segments[2].casefold() == "resourcegroups":
+        return Scope(raw=text, subscription=segments[1], resource_group=segments[3])
+    raise InvalidResourceId(f"{text!r} is not a scope: expected {_SCOPE_EXAMPLE}")
+
+
+def _segments(text: object, expected: str) -> list[str]:
+    """Checks shared by IDs and scopes; returns the segments after the leading '/'."""
+    if not isinstance(text, str):
+        raise InvalidResourceId(f"a resource ID must be a string, not {type(text).__name__}")
+    if not text:
+        raise InvalidResourceId(f"the resource ID is empty: expected {expected}")
+    if len(text) > MAX_RESOURCE_ID_LENGTH:
+        raise InvalidResourceId(
+            f"the resource ID is {len(text)} characters long; at most {MAX_RESOURCE_ID_LENGTH} are accepted"
+        )
+    for char in text:
+        if char in _FORBIDDEN_CHARS:
+            raise InvalidResourceId(f"{text!r} contains {_FORBIDDEN_CHARS[char]}, which a resource ID cannot")
+        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp", "Zs"):
+            raise InvalidResourceId(
+                f"{text!r} contains whitespace or a control character (U+{ord(char):04X})"
+            )
+    if ".." in text:
+        raise InvalidResourceId(f"{text!r} contains '..', which a resource ID cannot")
+    if not text.startswith("/"):
+        raise InvalidResourceId(f"{text!r} does not start with '/subscriptions/': expected {expected}")
+    segments = text[1:].split("/")
+    if any(segment == "" for segment in segments):
+        raise InvalidResourceId(f"{text!r} has an empty segment ('//' or a trailing '/')")
+    if any(segment == "." for segment in segments):
+        raise InvalidResourceId(f"{text!r} has a '.' segment, which a resource ID cannot")
+    if segments[0].casefold() != "subscriptions" or len(segments) < 2:
+        raise InvalidResourceId(f"{text!r} does not start with '/subscriptions/': expected {expected}")
+    return segments
