@@ -32,10 +32,15 @@ def _slug(text: str, limit: int) -> str:
     return slug[:limit].strip("-") or "x"
 
 
+def target_label(target: ResourceId) -> str:
+    """The VM name, or `{scale set}-{instance}` for a scale-set instance."""
+    return "-".join(target.names) if target.kind == "vmss_instance" else target.name
+
+
 def capture_name(prefix: str, target: ResourceId, instance_key: str) -> str:
     """`{prefix}-{vm}-{hash}`: readable in the portal, unique per (VM, alert instance), ≤ 80 chars."""
     digest = hashlib.sha256(f"{target.key}|{instance_key.casefold()}".encode()).hexdigest()[:16]
-    vm = _slug(target.display_name, MAX_NAME_LENGTH - len(prefix) - len(digest) - 2)
+    vm = _slug(target_label(target), MAX_NAME_LENGTH - len(prefix) - len(digest) - 2)
     return f"{prefix}-{vm}-{digest}"
 
 
@@ -66,7 +71,7 @@ def storage_path(
     alert_segment = _segment(alert_id.rstrip("/").rsplit("/", 1)[-1])
     return (
         f"https://{account}.blob.core.windows.net/{CONTAINER}/alert-captures/"
-        f"{_slug(target.display_name, 64)}/{started:%Y/%m/%d/%H%M%S}/{rule_segment}/{alert_segment}/{name}.cap"
+        f"{_slug(target_label(target), 64)}/{started:%Y/%m/%d/%H%M%S}/{rule_segment}/{alert_segment}/{name}.cap"
     )
 
 

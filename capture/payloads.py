@@ -1,6 +1,6 @@
 """Alert intake: every Azure Monitor alert webhook schema (and a manual request) -> one AlertEvent.
 
-Field locations follow docs/reference notes on the published payload samples. Principles:
+Field locations follow Microsoft's published payload samples and schema definitions. Principles:
 
 * Strict on what we use (targets, status, custom properties, manual fields): a wrong type is a
   PayloadError that names the field and what was expected, so a 400 explains itself.
@@ -63,6 +63,8 @@ _LOG_FAMILIES = ("log-v1", "log-v2", "log")
 _LOG_API_LINK = re.compile(
     r"^https://api\.loganalytics\.(?:io|azure\.com)/v1(/subscriptions/[^?#]+?)/query(?:[?#]|$)", re.IGNORECASE
 )
+_LOG_API_LINKS = ("linkToFilteredSearchResultsAPI", "linkToSearchResultsAPI")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _US_TIME = "%m/%d/%Y %I:%M:%S %p"  # Log V1 sometimes sends "3/22/2019 1:36:31 PM"
 _SCHEMA_IDS = (
     "azureMonitorCommonAlertSchema",
@@ -75,7 +77,7 @@ _UNKNOWN_SCHEMA = (
     "not a recognised alert: expected an Azure Monitor alert (a 'schemaId' of "
     + ", ".join(_SCHEMA_IDS)
     + "; a classic metric alert with 'status' and 'context'; a legacy log alert with 'AlertRuleName' "
-    "and 'SearchQuery') or a manual request {\"targets\": [\"<VM resource ID>\", ...], \"reason\": \"...\"}"
+    'and \'SearchQuery\') or a manual request {"targets": ["<VM resource ID>", ...], "reason": "..."}'
 )
 
 
@@ -124,6 +126,7 @@ def alert_from_json(payload: object) -> AlertEvent:
             f"expected a JSON object (an alert or a manual request), got {_kind(payload)}", "body"
         )
     try:
+        _check_unicode(payload)
         return _dispatch(payload)
     except RecursionError:
         raise PayloadError("the JSON is nested too deeply", "body") from None
@@ -160,6 +163,25 @@ def _decode(body: bytes) -> Any:
         raise PayloadError("the JSON is nested too deeply", "body") from None
     except ValueError as exc:  # NaN/Infinity, integers beyond Python's digit limit
         raise PayloadError(f"the body is not acceptable JSON: {exc}", "body") from None
+
+
+def _check_unicode(payload: Any) -> None:
+    """JSON may escape a lone surrogate ("\\ud800"); such text breaks hashing and logging later."""
+    stack = [payload]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise PayloadError(
+                    "a string contains an unpaired UTF-16 surrogate (an invalid \\u escape); "
+                    "expected valid Unicode text",
+                    "body",
+                )
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _reject_constant(name: str) -> Any:
@@ -211,7 +233,7 @@ class _Model(BaseModel):
 
 
 class _Essentials(_Model):
-    alert_id: StrictStr = Field(alias="alertId", min_length=1)
+    alert_id: StrictStr = Field(alias="alertId", min_length=1, max_length=1024)
     alert_rule: Any = Field(None, alias="alertRule")
     severity: Any = None
     signal_type: Any = Field(None, alias="signalType")
@@ -334,7 +356,7 @@ _FIELD_HINTS = {
     "context": "an object",
     "activityLog": "an object",
     "alertId": "the alert instance ID string",
-    "monitorCondition": "\"Fired\" or \"Resolved\"",
+    "monitorCondition": '"Fired" or "Resolved"',
     "status": "a status string",
     "resourceId": "the target resource ID string",
     "id": "a non-empty ID string of at most 256 characters",
@@ -395,7 +417,9 @@ def _common(payload: dict[str, Any]) -> AlertEvent:
     ess = model.data.essentials
     context = model.data.alert_context if isinstance(model.data.alert_context, dict) else {}
     family = _common_family(ess.monitoring_service, ess.signal_type)
-    fired = _state(ess.monitor_condition, {"Fired": True, "Resolved": False}, "data.essentials.monitorCondition")
+    fired = _state(
+        ess.monitor_condition, {"Fired": True, "Resolved": False}, "data.essentials.monitorCondition"
+    )
 
     targets = list(ess.alert_target_ids or [])
     if family in _LOG_FAMILIES:
@@ -422,7 +446,9 @@ def _common(payload: dict[str, Any]) -> AlertEvent:
     if "/providers/microsoft.alertsmanagement/alerts/" in alert_id.casefold():
         key = alert_id
     else:
-        key = _derived_key("common", alert_id.casefold(), ess.fired_date_time, _ci_get(context, "eventDataId"))
+        key = _derived_key(
+            "common", alert_id.casefold(), ess.fired_date_time, _ci_get(context, "eventDataId")
+        )
 
     not_resource = None
     if family == "budget":
@@ -506,9 +532,8 @@ def _activity_log(payload: dict[str, Any]) -> AlertEvent:
     data, log = model.data, model.data.context.activity_log
     custom, overrides = _custom_properties(data.properties, "data.properties")
     source = _text(log.event_source)
-    service_health = _fold(source) == "servicehealth" or _fold(log.operation_name).startswith(
-        "microsoft.servicehealth/"
-    )
+    operation = (_text(log.operation_name) or "").casefold()
+    service_health = _fold(source) == "servicehealth" or operation.startswith("microsoft.servicehealth/")
     # instance_key: eventDataId is "the unique identifier for the event"; the other IDs only guard
     # against senders that leave it out.
     key = _derived_key(
@@ -602,9 +627,17 @@ def _budget(payload: dict[str, Any]) -> AlertEvent:
     data = _ci_get(payload, "data")
     if not isinstance(data, dict):
         raise PayloadError(f"expected an object, got {_kind(data)}", "data")
-    fields = [_ci_get(data, name) for name in ("SubscriptionId", "ResourceGroup", "BudgetName",
-                                                "BudgetStartDate", "NotificationThresholdAmount",
-                                                "SpendingAmount")]
+    fields = [
+        _ci_get(data, name)
+        for name in (
+            "SubscriptionId",
+            "ResourceGroup",
+            "BudgetName",
+            "BudgetStartDate",
+            "NotificationThresholdAmount",
+            "SpendingAmount",
+        )
+    ]
     # instance_key: no ID; the budget and the threshold/spend it reports identify one notification.
     return AlertEvent(
         schema_name="budget",
@@ -695,8 +728,8 @@ def _override_key(key: str) -> str:
     folded = re.sub(r"[\s_.\-]", "", key.casefold())
     if folded in _OVERRIDE_KEYS:
         return _OVERRIDE_KEYS[folded]
-    if folded.startswith("capture") and folded[len("capture"):] in _OVERRIDE_KEYS:
-        return _OVERRIDE_KEYS[folded[len("capture"):]]
+    if folded.startswith("capture") and folded[len("capture") :] in _OVERRIDE_KEYS:
+        return _OVERRIDE_KEYS[folded[len("capture") :]]
     return key
 
 
@@ -714,7 +747,7 @@ def _log_resource_ids(context: Any) -> list[str]:
     for results in (_ci_get(context, "SearchResults"), _ci_get(context, "SearchResult")):
         for table in _list(_ci_get(results, "tables")):
             columns = [_ci_get(column, "name") for column in _list(_ci_get(table, "columns"))]
-            wanted = [i for i, n in enumerate(columns) if isinstance(n, str) and n.casefold() in _RESOURCE_ID_COLUMNS]
+            wanted = [i for i, n in enumerate(columns) if _fold(n) in _RESOURCE_ID_COLUMNS]
             if not wanted:
                 continue
             for row in _list(_ci_get(table, "rows")):
@@ -727,8 +760,8 @@ def _link_resource_ids(context: Any) -> list[str]:
     """Last resort: the resource a resource-centric query ran on, from the Log Analytics API link."""
     links: list[Any] = []
     for criterion in _list(_ci_get(_ci_get(context, "condition"), "allOf")):
-        links += [_ci_get(criterion, "linkToFilteredSearchResultsAPI"), _ci_get(criterion, "linkToSearchResultsAPI")]
-    links += [_ci_get(context, "LinkToFilteredSearchResultsAPI"), _ci_get(context, "LinkToSearchResultsAPI")]
+        links += [_ci_get(criterion, name) for name in _LOG_API_LINKS]
+    links += [_ci_get(context, name) for name in _LOG_API_LINKS]
     for link in links:
         match = _LOG_API_LINK.match(link) if isinstance(link, str) else None
         if match and "/providers/" in match.group(1).casefold():

@@ -167,7 +167,8 @@ def parse_resource_id(text: str) -> ResourceId:
     for keyword in ("providers", "subscriptions", "resourcegroups"):
         if any(t.casefold() == keyword for t in types):
             raise InvalidResourceId(
-                f"{text!r} has a nested '{keyword}' segment (an extension or malformed ID); expected {_EXAMPLE}"
+                f"{text!r} has a nested '{keyword}' segment (an extension resource or a malformed ID); "
+                f"expected {_EXAMPLE}"
             )
     return ResourceId(
         raw=text,

@@ -275,7 +275,9 @@ class Invoker:
         if inspect.isawaitable(result):
             result = self._runner.run(result)
         if not self.has_return and result is not None:
-            raise InvocationError(f"function {self.name!r} without a $return binding returned a non-None value")
+            raise InvocationError(
+                f"function {self.name!r} without a $return binding returned a non-None value"
+            )
         return result, {name: out.get() for name, out in outs.items()}
 
     def invoke_http(self, request: func.HttpRequest) -> EncodedResponse:

@@ -30,6 +30,7 @@ __all__ = [
     "load_app",
     "load_host_json",
     "load_local_settings",
+    "local_http_port",
     "route_prefix",
 ]
 
@@ -84,9 +85,7 @@ def _setting_text(name: str, value: Any) -> str:
     raise AppLoadError(f"local.settings.json Values.{name} must be a string, got {type(value).__name__}")
 
 
-def load_local_settings(
-    app_dir: Path, environ: MutableMapping[str, str] | None = None
-) -> dict[str, str]:
+def load_local_settings(app_dir: Path, environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
     """Copy ``local.settings.json`` ``Values`` into ``environ`` (default ``os.environ``).
 
     Variables already set win, as with ``func start``. Returns the settings actually applied.
@@ -112,6 +111,24 @@ def load_local_settings(
             continue
         env[name] = applied[name] = _setting_text(name, value)
     return applied
+
+
+def local_http_port(app_dir: Path) -> int | None:
+    """``Host.LocalHttpPort`` from ``local.settings.json`` (the port ``func start`` would use)."""
+    path = app_dir / "local.settings.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as exc:
+        raise AppLoadError(f"cannot read {path}: {exc}") from exc
+    port = (data.get("Host") or {}).get("LocalHttpPort") if isinstance(data, dict) else None
+    if port is None:
+        return None
+    try:
+        return int(port)
+    except (TypeError, ValueError) as exc:
+        raise AppLoadError(f"{path}: Host.LocalHttpPort must be a port number") from exc
 
 
 @contextmanager

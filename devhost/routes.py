@@ -18,6 +18,7 @@ values, as on Azure.
 from __future__ import annotations
 
 import decimal
+import itertools
 import math
 import re
 import uuid
@@ -79,7 +80,9 @@ def _is_datetime(value: str) -> bool:
 def _int_args(name: str, args: str | None, count: tuple[int, ...]) -> list[int]:
     parts = [] if args is None else [p.strip() for p in args.split(",")]
     if len(parts) not in count:
-        raise RouteTemplateError(f"route constraint '{name}' takes {' or '.join(map(str, count))} argument(s)")
+        raise RouteTemplateError(
+            f"route constraint '{name}' takes {' or '.join(map(str, count))} argument(s)"
+        )
     try:
         return [int(p) for p in parts]
     except ValueError as exc:
@@ -140,6 +143,7 @@ def _make_constraint(name: str, args: str | None) -> Callable[[str], bool]:
 class _Param:
     name: str
     group: str
+    text: str = ""
     optional: bool = False
     catch_all: bool = False
     default: str | None = None
@@ -240,7 +244,7 @@ class RouteTemplate:
                 i += 1
         if literal:
             parts.append("".join(literal))
-        for left, right in zip(parts, parts[1:], strict=False):
+        for left, right in itertools.pairwise(parts):
             if isinstance(left, _Param) and isinstance(right, _Param):
                 raise RouteTemplateError(
                     f"route {self.route!r}: parameters must be separated by a literal in one segment"
@@ -248,6 +252,7 @@ class RouteTemplate:
         return parts
 
     def _parse_param(self, text: str) -> _Param:
+        raw = text
         catch_all = False
         if text.startswith("**"):
             catch_all, text = True, text[2:]
@@ -276,6 +281,7 @@ class RouteTemplate:
         param = _Param(
             name=name,
             group=f"p{len(self._params)}",
+            text="{" + raw.replace("{", "{{").replace("}", "}}") + "}",
             optional=optional,
             catch_all=catch_all,
             default=default,
@@ -378,18 +384,11 @@ class RouteTemplate:
         return values
 
     def expand(self, values: Mapping[str, str] | None = None) -> str:
-        """The template with parameters replaced from ``values`` (others kept as ``{name}``)."""
+        """The template with parameters replaced from ``values`` (the others kept as written)."""
         values = values or {}
         out: list[str] = []
         for segment in self._segments:
-            text: list[str] = []
-            for part in segment:
-                if isinstance(part, str):
-                    text.append(part)
-                elif part.name in values:
-                    text.append(values[part.name])
-                else:
-                    text.append("{" + ("*" if part.catch_all else "") + part.name + ("?" if part.optional else "") + "}")
+            text = [part if isinstance(part, str) else values.get(part.name, part.text) for part in segment]
             out.append("".join(text))
         return "/" + "/".join(out)
 

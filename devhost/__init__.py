@@ -1,0 +1,29 @@
+"""devhost: a local Azure Functions host for v2-model Python apps (dev tool, not deployed).
+
+Serves the HTTP functions of ``function_app.py`` the way the Functions host does (routePrefix,
+route templates, methods, function keys, response mapping) and runs its timer functions.
+
+    from devhost import LocalHost
+
+    with LocalHost(".", key="secret") as host:      # port 0: a free port
+        print(host.url, host.function_url("list_captures"))
+        host.trigger_timer("capture_monitor")
+
+Command line: ``python -m devhost --help``. See devhost/README.md.
+"""
+
+from devhost.host import FunctionInfo, LocalHost
+from devhost.loader import AppLoadError
+from devhost.routes import RouteTemplate, RouteTemplateError
+from devhost.schedule import CronSchedule, ScheduleError, parse_schedule
+
+__all__ = [
+    "AppLoadError",
+    "CronSchedule",
+    "FunctionInfo",
+    "LocalHost",
+    "RouteTemplate",
+    "RouteTemplateError",
+    "ScheduleError",
+    "parse_schedule",
+]

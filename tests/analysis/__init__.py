@@ -1,0 +1,1 @@
+"""Tests of the capture analysis, the chart, the capture generator and Azurite (``tests/analysis``)."""

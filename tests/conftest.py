@@ -1,0 +1,74 @@
+"""Shared fixtures: the real function objects, real `func.HttpRequest`s, settings from env."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+import capture.arm
+from capture.settings import get_settings
+
+PAYLOADS = Path(__file__).parent / "payloads"
+SUB = "00000000-0000-0000-0000-000000000001"
+STORAGE_ID = f"/subscriptions/{SUB}/resourceGroups/rg-capture/providers/Microsoft.Storage/storageAccounts/stcaptures"
+
+
+def payload(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((PAYLOADS / name).read_text())
+    return data
+
+
+@pytest.fixture(scope="session")
+def functions() -> dict[str, Any]:
+    """The app's functions, indexed once (FunctionApp.get_functions() is not idempotent)."""
+    import function_app
+
+    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+def reset_app_state() -> None:
+    """Forget settings, clients and caches, as a new worker process would."""
+    get_settings.cache_clear()
+    capture.arm._arm = None
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Set app settings for one test; the app re-reads them."""
+
+    def apply(**values: str) -> None:
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
+        reset_app_state()
+
+    monkeypatch.setenv("CAPTURE_STORAGE_ACCOUNT_ID", STORAGE_ID)
+    reset_app_state()
+    yield apply
+    reset_app_state()
+
+
+def request(method: str = "POST", path: str = "/api/alerts", *, body: bytes | dict[str, Any] | list[Any] = b"",
+            params: dict[str, str] | None = None, route_params: dict[str, str] | None = None,
+            headers: dict[str, str] | None = None) -> func.HttpRequest:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return func.HttpRequest(method, f"http://localhost:7071{path}", params=params or {"code": "secret-key"},
+                            route_params=route_params or {}, headers=headers or {"content-type": "application/json"},
+                            body=raw)
+
+
+@pytest.fixture
+def call(functions: dict[str, Any]) -> Callable[..., tuple[int, dict[str, Any], func.HttpResponse]]:
+    """Invoke a function with a real HttpRequest; returns (status, JSON body, response)."""
+
+    def invoke(name: str, req: func.HttpRequest) -> tuple[int, dict[str, Any], func.HttpResponse]:
+        response = functions[name].get_user_function()(req)
+        assert isinstance(response, func.HttpResponse)
+        assert response.mimetype == "application/json"
+        return response.status_code, json.loads(response.get_body()), response
+
+    return invoke

@@ -1,0 +1,107 @@
+"""Settings are validated once with messages that name the setting; overrides never exceed maxima."""
+
+import pytest
+
+from capture.settings import OverrideError, SettingsError, settings_from_env
+
+STORAGE = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-capture/providers/Microsoft.Storage/storageAccounts/stcaptures"
+
+
+def env(**values: str) -> dict[str, str]:
+    return {"CAPTURE_STORAGE_ACCOUNT_ID": STORAGE, **values}
+
+
+def test_defaults_follow_the_documented_table():
+    settings = settings_from_env(env())
+    assert settings.time_limit_seconds == 60
+    assert settings.max_sessions == 10
+    assert settings.bytes_per_session == 1073741824
+    assert settings.arm_endpoint == "https://management.azure.com"
+    assert settings.storage_account_name == "stcaptures"
+    assert settings.notify_format == "json"
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"CAPTURE_TIME_LIMIT_SECONDS": "0"}, "CAPTURE_TIME_LIMIT_SECONDS"),
+        ({"CAPTURE_TIME_LIMIT_SECONDS": "18001"}, "CAPTURE_TIME_LIMIT_SECONDS"),
+        ({"CAPTURE_TIME_LIMIT_SECONDS": "sixty"}, "CAPTURE_TIME_LIMIT_SECONDS"),
+        ({"CAPTURE_MAX_SESSIONS": "0"}, "CAPTURE_MAX_SESSIONS"),
+        ({"CAPTURE_FILTERS": "[{"}, "CAPTURE_FILTERS"),
+        ({"CAPTURE_FILTERS": '[{"protocol": "ICMP"}]'}, "CAPTURE_FILTERS[0]"),
+        ({"CAPTURE_FILTERS": '[{"localPort": "99999"}]'}, "out of range"),
+        ({"CAPTURE_NAME_PREFIX": "Has Spaces"}, "CAPTURE_NAME_PREFIX"),
+        ({"CAPTURE_ALLOWED_SCOPES": "/subscriptions/x/../y"}, "CAPTURE_ALLOWED_SCOPES"),
+        ({"ARM_ENDPOINT": "http://127.0.0.1:1"}, "https"),
+        ({"CAPTURE_STORAGE_ACCOUNT_ID": "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/virtualMachines/v"}, "storage account"),
+        ({"CAPTURE_STORAGE_ACCOUNT_ID": "", "CAPTURE_LOCAL_PATH": ""}, "CAPTURE_LOCAL_PATH"),
+        ({"CAPTURE_LOCAL_PATH": "/tmp/captures"}, "/var/captures"),
+        ({"CAPTURE_NOTIFY_URL": "ftp://x"}, "CAPTURE_NOTIFY_URL"),
+        ({"CAPTURE_NOTIFY_FORMAT": "email"}, "CAPTURE_NOTIFY_FORMAT"),
+    ],
+)
+def test_invalid_settings_name_the_setting(values, fragment):
+    with pytest.raises(SettingsError) as caught:
+        settings_from_env(env(**values))
+    assert fragment in str(caught.value)
+
+
+def test_local_path_alone_is_enough():
+    settings = settings_from_env({"CAPTURE_LOCAL_PATH": "/var/captures/alerts"})
+    assert settings.storage_account_id is None
+    assert settings.default_options().local_path == "/var/captures/alerts"
+
+
+def test_filters_and_scopes_parse():
+    settings = settings_from_env(
+        env(
+            CAPTURE_FILTERS='[{"protocol": "tcp", "remotePort": "5432"}, {"localIPAddress": "10.0.0.1-10.0.0.9"}]',
+            CAPTURE_ALLOWED_SCOPES="/subscriptions/AAA, /subscriptions/bbb/resourceGroups/rg-app",
+            CAPTURE_NOTIFY_FORMAT="Teams",
+        )
+    )
+    assert [f.to_arm() for f in settings.filters] == [
+        {"protocol": "TCP", "remotePort": "5432"},
+        {"protocol": "Any", "localIPAddress": "10.0.0.1-10.0.0.9"},
+    ]
+    assert len(settings.allowed_scopes) == 2
+    assert settings.notify_format == "teams"
+
+
+def test_overrides_are_applied_and_bounded_by_configured_maxima():
+    settings = settings_from_env(env(CAPTURE_MAX_TIME_LIMIT_SECONDS="600", CAPTURE_BYTES_PER_SESSION="1000000"))
+    options = settings.capture_options(
+        {"timeLimitSeconds": "120", "bytesPerPacket": 34, "filters": '[{"protocol": "UDP", "remotePort": "53"}]'}
+    )
+    assert options.time_limit_seconds == 120
+    assert options.bytes_per_packet == 34
+    assert options.filters[0].to_arm() == {"protocol": "UDP", "remotePort": "53"}
+    with pytest.raises(OverrideError) as too_long:
+        settings.capture_options({"timeLimitSeconds": 601})
+    assert too_long.value.location == "capture.timeLimitSeconds"
+    assert "1..600" in too_long.value.message
+    with pytest.raises(OverrideError, match="1..1000000"):
+        settings.capture_options({"bytesPerSession": 2000000})
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"timeLimitSeconds": True},
+        {"timeLimitSeconds": 1.5},
+        {"timeLimitSeconds": "-3"},
+        {"bytesPerPacket": 4294967296},
+        {"filters": {"protocol": "TCP"}},
+        {"filters": [{"protocol": "TCP", "bogus": 1}]},
+        {"filters": [{"remoteIPAddress": "10.0.0.300"}]},
+        {"localPath": "/etc/passwd"},
+        {"localPath": 7},
+        {"colour": "blue"},
+    ],
+)
+def test_invalid_overrides_are_rejected_with_their_location(overrides):
+    settings = settings_from_env(env())
+    with pytest.raises(OverrideError) as caught:
+        settings.capture_options(overrides)
+    assert caught.value.location.startswith("capture.")
