@@ -70,7 +70,8 @@ _PCAPNG_BOM = 0x1A2B3C4D
 
 _LT_NULL = dpkt.pcap.DLT_NULL
 _LT_ETHERNET = dpkt.pcap.DLT_EN10MB
-_LT_RAW = frozenset((dpkt.pcap.DLT_RAW, 12, 14, 228, 229))
+# raw IP: LINKTYPE_RAW (101) in files, the platform DLT_RAW values (12, 14), LINKTYPE_IPV4/IPV6 (228, 229)
+_LT_RAW = frozenset((101, dpkt.pcap.DLT_RAW, 12, 14, 228, 229))
 _LT_SLL = dpkt.pcap.DLT_LINUX_SLL
 _LT_SLL2 = 276
 _SUPPORTED_LINKS = frozenset((_LT_NULL, _LT_ETHERNET, _LT_SLL, _LT_SLL2)) | _LT_RAW
@@ -314,7 +315,7 @@ class Findings:
 
 
 class _TopCounter:
-    """A counter that keeps its heaviest keys: over ``cap`` keys, the lighter half is dropped (and counted)."""
+    """A counter keeping its heaviest keys: over ``cap`` keys the lighter half is dropped (and counted)."""
 
     __slots__ = ("cap", "counts", "dropped_count", "dropped_keys")
 
@@ -421,7 +422,7 @@ class _State:
         self.zwin_by_source = _TopCounter(4096)
         self.rtts: list[float] = []
         self.rtt_seen = 0
-        self.rtt_rng = random.Random(0)
+        self.rtt_rng = random.Random(0)  # noqa: S311 - reservoir sampling, not security
         self.rtt_max = 0.0
         self.dns_names = _TopCounter(4096)
         self.dns_failed = _TopCounter(4096)
@@ -429,6 +430,13 @@ class _State:
         self.icmp_codes: dict[tuple[int, int], int] = {}
         self.icmp_sources = _TopCounter(4096)
         self.icmp_targets = _TopCounter(4096)
+        # per host [bytes sent, bytes received, packets sent, packets received], from retired flows
+        self.talkers: dict[Any, list[int]] = {}
+        self.talker_cap = max(1024, min(4 * max_flows, 65_536))
+        self.talkers_dropped = 0
+        # per protocol class (6 tcp, 17 udp, 1 icmp/icmpv6, 0 other): packets and bytes, from retired flows
+        self.proto_pk = {6: 0, 17: 0, 1: 0, 0: 0}
+        self.proto_by = {6: 0, 17: 0, 1: 0, 0: 0}
 
     # flows ---------------------------------------------------------------------------------------------
     def evict(self) -> None:
@@ -457,6 +465,26 @@ class _State:
             self.unanswered_targets.add((server, sport), f.syns)
         packets = f.pk_ab + f.pk_ba
         size = f.by_ab + f.by_ba
+        # the flow's totals feed the protocol mix and the talkers: every IP packet is in exactly one flow,
+        # and every flow is retired exactly once (evicted or at the end), so these stay exact
+        proto = f.proto
+        pclass = proto if proto in (6, 17, 1) else 1 if proto == 58 else 0
+        self.proto_pk[pclass] += packets
+        self.proto_by[pclass] += size
+        talkers = self.talkers
+        for host, sent, received, pk_sent, pk_received in (
+            (f.a, f.by_ab, f.by_ba, f.pk_ab, f.pk_ba),
+            (f.b, f.by_ba, f.by_ab, f.pk_ba, f.pk_ab),
+        ):
+            t = talkers.get(host)
+            if t is None:
+                if len(talkers) >= self.talker_cap:
+                    self.talkers_dropped += _prune_talkers(talkers)
+                t = talkers[host] = [0, 0, 0, 0]
+            t[0] += sent
+            t[1] += received
+            t[2] += pk_sent
+            t[3] += pk_received
         for heap, value in ((self.top_by_bytes, size), (self.top_by_packets, packets)):
             item = (value, -f.order, f)
             if len(heap) < TOP_N:
@@ -555,7 +583,9 @@ def _open(stream: BinaryIO) -> tuple[_ReadInfo, Iterator[Record]]:
     raise CaptureReadError(f"not a pcap or pcapng file (magic {magic.hex()})")
 
 
-def _pcap_records(stream: BinaryIO, info: _ReadInfo, endian: str, nano: bool, rec_len: int) -> Iterator[Record]:
+def _pcap_records(
+    stream: BinaryIO, info: _ReadInfo, endian: str, nano: bool, rec_len: int
+) -> Iterator[Record]:
     unpack = struct.Struct(endian + "IIII").unpack_from
     scale = 1e-9 if nano else 1e-6
     link = info.link_type
@@ -728,7 +758,7 @@ def analyze_file(path: str | Path, *, max_flows: int = 10_000) -> Findings:
         return analyze(fh, max_flows=max_flows)
 
 
-def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:  # noqa: C901 - one hot loop on purpose
+def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
     """Analyse a pcap/pcapng stream in one pass; raises ``CaptureReadError`` if it is not a capture."""
     if max_flows < 4:
         raise ValueError("max_flows must be at least 4")
@@ -745,11 +775,7 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:  # noqa: 
     packets = total = captured = 0
     first = math.inf
     last = -math.inf
-    proto_pk = {6: 0, 17: 0, 1: 0, 0: 0}
-    proto_by = {6: 0, 17: 0, 1: 0, 0: 0}
-    talkers: dict[Any, list[int]] = {}
-    talker_cap = max(1024, min(4 * max_flows, 65_536))
-    talkers_dropped = 0
+    other_pk = other_by = 0  # frames that are not IP (or whose IP header was not captured)
     no_ports = 0
     snap_cut = 0
     tcp_pk = tcp_data = syns = rsts = rtx = rtx_by = zwin = tcp_nohdr = handshakes = 0
@@ -781,7 +807,9 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:  # noqa: 
             while idx >= _FINE_BUCKETS:
                 s_level += 1
                 new_width = _LADDER[s_level] if s_level < len(_LADDER) else _LADDER[-1] * 2 ** (s_level - 13)
-                old_width = _LADDER[s_level - 1] if s_level - 1 < len(_LADDER) else _LADDER[-1] * 2 ** (s_level - 14)
+                old_width = (
+                    _LADDER[s_level - 1] if s_level - 1 < len(_LADDER) else _LADDER[-1] * 2 ** (s_level - 14)
+                )
                 k = new_width // old_width
                 s_pk = [sum(s_pk[i : i + k]) for i in range(0, _FINE_BUCKETS, k)]
                 s_by = [sum(s_by[i : i + k]) for i in range(0, _FINE_BUCKETS, k)]
@@ -802,8 +830,8 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:  # noqa: 
         end = off + cap
         if link == 1:
             if cap < 14:
-                proto_pk[0] += 1
-                proto_by[0] += wire
+                other_pk += 1
+                other_by += wire
                 continue
             et = (buf[off + 12] << 8) | buf[off + 13]
             l3 = off + 14
@@ -819,8 +847,8 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:  # noqa: 
         # ---- network layer
         if et == 0x0800:
             if end - l3 < 20:
-                proto_pk[0] += 1
-                proto_by[0] += wire
+                other_pk += 1
+                other_by += wire
                 continue
             vihl, iplen, frag, proto, src, dst = ip4(buf, l3)
             ihl = (vihl & 15) << 2
@@ -829,8 +857,8 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:  # noqa: 
             has_l4 = not (frag & 0x1FFF)
         elif et == 0x86DD:
             if end - l3 < 40:
-                proto_pk[0] += 1
-                proto_by[0] += wire
+                other_pk += 1
+                other_by += wire
                 continue
             payload_len, proto, src, dst = ip6(buf, l3)
             l4 = l3 + 40
@@ -838,29 +866,9 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:  # noqa: 
             if proto in (0, 43, 44, 60, 51):
                 proto, l4, payload_len, has_l4 = _ipv6_ext(buf, l4, end, proto, payload_len)
         else:
-            proto_pk[0] += 1
-            proto_by[0] += wire
+            other_pk += 1
+            other_by += wire
             continue
-
-        pclass = proto if proto in (6, 17, 1) else 1 if proto == 58 else 0
-        proto_pk[pclass] += 1
-        proto_by[pclass] += wire
-
-        # ---- talkers (bounded)
-        t = talkers.get(src)
-        if t is None:
-            if len(talkers) >= talker_cap:
-                talkers_dropped += _prune_talkers(talkers)
-            t = talkers[src] = [0, 0, 0, 0]
-        t[0] += wire
-        t[2] += 1
-        t = talkers.get(dst)
-        if t is None:
-            if len(talkers) >= talker_cap:
-                talkers_dropped += _prune_talkers(talkers)
-            t = talkers[dst] = [0, 0, 0, 0]
-        t[1] += wire
-        t[3] += 1
 
         # ---- transport: ports when captured
         avail = end - l4 if has_l4 else 0
@@ -875,9 +883,8 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:  # noqa: 
                 tcp_nohdr += 1
                 if avail >= 4:
                     sport, dport = ports_u(buf, l4)
-        elif proto == 17:
-            if avail >= 4:
-                sport, dport = ports_u(buf, l4)
+        elif proto == 17 and avail >= 4:
+            sport, dport = ports_u(buf, l4)
         if sport < 0:
             no_ports += 1
 
@@ -966,7 +973,7 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:  # noqa: 
                         dns_r += 1
                     else:
                         dns_bad += 1
-        elif pclass == 1 and avail >= 4:
+        elif (proto == 1 or proto == 58) and avail >= 4:
             itype = buf[l4]
             if (itype == 3 and proto == 1) or (itype == 1 and proto == 58):
                 icmp_unreach += 1
@@ -983,10 +990,7 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:  # noqa: 
         captured=captured,
         first=first,
         last=last,
-        proto_pk=proto_pk,
-        proto_by=proto_by,
-        talkers=talkers,
-        talkers_dropped=talkers_dropped,
+        other=(other_pk, other_by),
         no_ports=no_ports,
         snap_cut=snap_cut,
         tcp=(tcp_pk, tcp_data, syns, rsts, rtx, rtx_by, zwin, tcp_nohdr, handshakes),
@@ -1063,7 +1067,9 @@ def _dns(st: _State, payload: bytes) -> int:
     return 2
 
 
-def _unreachable(st: _State, buf: bytes, l4: int, end: int, src: Any, proto: int, itype: int, code: int) -> None:
+def _unreachable(
+    st: _State, buf: bytes, l4: int, end: int, src: Any, proto: int, itype: int, code: int
+) -> None:
     st.icmp_codes[(itype, code)] = st.icmp_codes.get((itype, code), 0) + 1
     st.icmp_sources.add(src)
     inner = l4 + 8
@@ -1164,8 +1170,12 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def _iso(base_sec: int, rel: float) -> str:
-    return datetime.fromtimestamp(base_sec + rel, tz=UTC).isoformat().replace("+00:00", "Z")
+def _iso(base_sec: int, rel: float) -> str | None:
+    """ISO 8601 UTC, or None for a timestamp no calendar holds (a corrupt record)."""
+    try:
+        return datetime.fromtimestamp(base_sec + rel, tz=UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _findings(
@@ -1177,10 +1187,7 @@ def _findings(
     captured: int,
     first: float,
     last: float,
-    proto_pk: dict[int, int],
-    proto_by: dict[int, int],
-    talkers: dict[Any, list[int]],
-    talkers_dropped: int,
+    other: tuple[int, int],
     no_ports: int,
     snap_cut: int,
     tcp: tuple[int, ...],
@@ -1194,6 +1201,11 @@ def _findings(
         first = last = 0.0
     duration = max(0.0, last - first)
     width, s_pk, s_by = series
+    talkers = st.talkers
+    proto_pk = dict(st.proto_pk)
+    proto_by = dict(st.proto_by)
+    proto_pk[0] += other[0]
+    proto_by[0] += other[1]
     k = max(1, math.ceil(len(s_pk) / MAX_BUCKETS))
     if k > 1:
         s_pk = [sum(s_pk[i : i + k]) for i in range(0, len(s_pk), k)]
@@ -1244,9 +1256,9 @@ def _findings(
     rtts = sorted(st.rtts)
     rtt = Rtt(
         samples=st.rtt_seen,
-        median_ms=round(statistics.median(rtts), 3) if rtts else None,
-        p95_ms=round(_percentile(rtts, 0.95), 3) if rtts else None,
-        max_ms=round(st.rtt_max, 3) if rtts else None,
+        median_ms=round(statistics.median(rtts), 6) if rtts else None,
+        p95_ms=round(_percentile(rtts, 0.95), 6) if rtts else None,
+        max_ms=round(st.rtt_max, 6) if rtts else None,
     )
 
     def hostport(key: Any) -> str:
@@ -1324,7 +1336,8 @@ def _findings(
             packets_per_s=[round(n / width, 1) for n in s_pk],
         ),
         protocols={
-            name: Traffic(proto_pk[k], proto_by[k]) for name, k in (("tcp", 6), ("udp", 17), ("icmp", 1), ("other", 0))
+            name: Traffic(proto_pk[k], proto_by[k])
+            for name, k in (("tcp", 6), ("udp", 17), ("icmp", 1), ("other", 0))
         },
         top_talkers=top_talkers,
         top_conversations_by_bytes=by_bytes,
@@ -1341,6 +1354,7 @@ def _findings(
         dns=dns_stats,
         icmp=icmp_stats,
     )
+
     def worst(attr: str) -> str | None:
         key, agg = max(st.services.items(), key=lambda kv: getattr(kv[1], attr), default=(None, None))
         if key is None or agg is None or not getattr(agg, attr):
@@ -1348,8 +1362,13 @@ def _findings(
         client, server, sport, proto = key
         return _endpoint_label(_fmt_ip(client), None, _fmt_ip(server), _port(sport), _proto_name(proto))
 
-    notable = _notable(findings, snap_cut=snap_cut, talkers_dropped=talkers_dropped,
-                       worst_rtx=worst("retransmissions"), worst_zwin=worst("zero_windows"))
+    notable = _notable(
+        findings,
+        snap_cut=snap_cut,
+        talkers_dropped=st.talkers_dropped,
+        worst_rtx=worst("retransmissions"),
+        worst_zwin=worst("zero_windows"),
+    )
     findings.notable.extend(notable)
     return findings
 
@@ -1385,9 +1404,22 @@ def _notable(
     lines: list[tuple[int, str]] = []
     tcp, dns, icmp = f.tcp, f.dns, f.icmp
 
-    if f.packets and f.flows.packets_without_ports >= 0.5 * f.packets and snap_cut:
-        lines.append((95, f"Packets were cut to {f.file.snaplen} bytes: ports, TCP and DNS details were unavailable "
-                          f"for {_pct(f.flows.packets_without_ports, f.packets)} of packets"))
+    if f.packets and f.file.link_type not in _SUPPORTED_LINKS:
+        lines.append(
+            (
+                96,
+                f"Link type {f.file.link_type} is not decoded: only packet and byte counts "
+                f"({_plural(f.packets, 'packet')})",
+            )
+        )
+    elif f.packets and f.flows.packets_without_ports >= 0.5 * f.packets and snap_cut:
+        lines.append(
+            (
+                95,
+                f"Packets were cut to {f.file.snaplen} bytes: ports, TCP and DNS details were unavailable "
+                f"for {_pct(f.flows.packets_without_ports, f.packets)} of packets",
+            )
+        )
     if tcp.syns_unanswered >= 10:
         sources = tcp.unanswered_by_source
         target = tcp.unanswered_targets[0] if tcp.unanswered_targets else None
@@ -1400,15 +1432,19 @@ def _notable(
             text += f" (top target {target.name}: {_n(target.count)})"
         lines.append((100 if tcp.syns_unanswered >= 100 else 60, text))
     if tcp.retransmissions >= 10 and tcp.retransmission_rate >= 0.01:
-        text = (f"{_pct(tcp.retransmissions, tcp.data_packets)} of TCP data segments were retransmissions "
-                f"({_n(tcp.retransmissions)})")
+        text = (
+            f"{_pct(tcp.retransmissions, tcp.data_packets)} of TCP data segments were retransmissions "
+            f"({_n(tcp.retransmissions)})"
+        )
         if worst_rtx:
             text += f", mostly {worst_rtx}"
         lines.append((90, text))
     if dns.failed >= 5 and dns.failure_rate >= 0.05:
         kinds = ", ".join(f"{_n(v)} {k}" for k, v in dns.rcodes.items() if k != "NOERROR")
         top = dns.top_failed[0].name.rsplit(" (", 1)[0] if dns.top_failed else "?"
-        lines.append((80, f"{_pct(dns.failed, dns.responses)} of DNS answers failed ({kinds}), top name: {top}"))
+        lines.append(
+            (80, f"{_pct(dns.failed, dns.responses)} of DNS answers failed ({kinds}), top name: {top}")
+        )
     if tcp.zero_windows >= 3:
         src = tcp.zero_windows_by_source[0] if tcp.zero_windows_by_source else None
         text = f"{_plural(tcp.zero_windows, 'zero-window advertisement')}"
@@ -1421,19 +1457,21 @@ def _notable(
         code = icmp.unreachable_by_code[0]
         src = icmp.unreachable_sources[0] if icmp.unreachable_sources else None
         target = icmp.unreachable_targets[0] if icmp.unreachable_targets else None
-        text = f"{_n(icmp.unreachable)} ICMP unreachable ({_pct(code.count, icmp.unreachable)} {code.meaning})"
+        text = (
+            f"{_n(icmp.unreachable)} ICMP unreachable ({_pct(code.count, icmp.unreachable)} {code.meaning})"
+        )
         if src:
             text += f", top source {src.name}"
         if target:
             text += f", top target {target.name}"
         lines.append((70, text))
     if f.top_services and f.bytes:
-        top = f.top_services[0]
-        if top.share_of_bytes >= 0.4 and top.server != f.capture_host or top.share_of_bytes >= 0.6:
-            text = f"{_pct(top.bytes, f.bytes)} of bytes: {top.label}"
-            if top.proto == "tcp" and top.data_packets:
-                text += f", {_pct(top.retransmissions, top.data_packets)} retransmitted"
-            lines.append((65 if top.retransmissions else 45, text))
+        lead = f.top_services[0]
+        if (lead.share_of_bytes >= 0.4 and lead.server != f.capture_host) or lead.share_of_bytes >= 0.6:
+            text = f"{_pct(lead.bytes, f.bytes)} of bytes: {lead.label}"
+            if lead.proto == "tcp" and lead.data_packets:
+                text += f", {_pct(lead.retransmissions, lead.data_packets)} retransmitted"
+            lines.append((65 if lead.retransmissions else 45, text))
     tcp_conversations = tcp.handshakes + tcp.unanswered_connections
     if tcp.rsts >= 10 and tcp.rsts >= 0.25 * max(1, tcp_conversations):
         src = tcp.rsts_by_source[0] if tcp.rsts_by_source else None
@@ -1443,14 +1481,29 @@ def _notable(
         lines.append((40, text))
     rtt = tcp.handshake_rtt
     if rtt.samples >= 10 and rtt.p95_ms is not None and rtt.p95_ms >= 200:
-        lines.append((30, f"TCP handshake round trip p95 {rtt.p95_ms:,.0f} ms (median {rtt.median_ms:,.1f} ms, "
-                          f"{_plural(rtt.samples, 'handshake')})"))
+        lines.append(
+            (
+                30,
+                f"TCP handshake round trip p95 {rtt.p95_ms:,.0f} ms (median {rtt.median_ms:,.1f} ms, "
+                f"{_plural(rtt.samples, 'handshake')})",
+            )
+        )
     if f.file.truncated:
-        lines.append((20, f"The file ends early ({f.file.problem}); {_size(f.file.truncated_bytes)} at the end "
-                          "were not analysed"))
+        lines.append(
+            (
+                20,
+                f"The file ends early ({f.file.problem}); {_size(f.file.truncated_bytes)} at the end "
+                "were not analysed",
+            )
+        )
     if f.flows.evicted:
-        lines.append((10, f"{_plural(f.flows.evicted, 'conversation')} were retired from a full flow table "
-                          f"(max {_n(f.flows.max_flows)}); per-conversation numbers are partial"))
+        lines.append(
+            (
+                10,
+                f"{_plural(f.flows.evicted, 'conversation')} were retired from a full flow table "
+                f"(max {_n(f.flows.max_flows)}); per-conversation numbers are partial",
+            )
+        )
     if talkers_dropped:
         lines.append((9, f"{_plural(talkers_dropped, 'light host')} were dropped from the talker table"))
     # the overview, last: what the capture holds at all
@@ -1458,8 +1511,10 @@ def _notable(
         rate = f.packets / f.duration_s if f.duration_s > 0 else 0.0
         tcp_share = _pct(f.protocols["tcp"].bytes, f.bytes)
         peers = [t for t in f.top_talkers if t.host != f.capture_host]
-        text = (f"{_plural(f.packets, 'packet')}, {_size(f.bytes)} in {f.duration_s:,.1f} s ({rate:,.0f} packets/s), "
-                f"{tcp_share} of bytes TCP")
+        text = (
+            f"{_plural(f.packets, 'packet')}, {_size(f.bytes)} in {f.duration_s:,.1f} s "
+            f"({rate:,.0f} packets/s), {tcp_share} of bytes TCP"
+        )
         if peers:
             text += f"; busiest peer {peers[0].host} ({_pct(peers[0].bytes, f.bytes)} of bytes)"
         lines.append((0, text))

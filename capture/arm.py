@@ -376,6 +376,13 @@ class Arm:
         return ids
 
 
+def text(value: Any) -> str | None:
+    """An SDK enum or string as its wire text ("NotStarted", not "PcStatus.NOT_STARTED")."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
 def _watcher(resource_id: str, location: str) -> Watcher:
     rid = parse_resource_id(resource_id)
     return Watcher(

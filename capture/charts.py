@@ -26,13 +26,27 @@ HEIGHT = 440
 _BG, _INK, _GRID, _FILL, _LINE, _BAR, _MUTED = range(7)
 _PALETTE = bytes(
     [
-        255, 255, 255,  # background
-        33, 37, 41,  # text, axes
-        226, 230, 234,  # grid
-        173, 206, 240,  # area fill
-        25, 103, 190,  # area line
-        242, 140, 40,  # bars
-        120, 126, 132,  # secondary text
+        255,
+        255,
+        255,  # background
+        33,
+        37,
+        41,  # text, axes
+        226,
+        230,
+        234,  # grid
+        173,
+        206,
+        240,  # area fill
+        25,
+        103,
+        190,  # area line
+        242,
+        140,
+        40,  # bars
+        120,
+        126,
+        132,  # secondary text
     ]
 )
 
@@ -118,7 +132,9 @@ class _Canvas:
             for r, bits in enumerate(glyph):
                 for c in range(5):
                     if bits & (0x10 >> c):
-                        self.rect(x + c * scale, y + r * scale, x + (c + 1) * scale, y + (r + 1) * scale, color)
+                        self.rect(
+                            x + c * scale, y + r * scale, x + (c + 1) * scale, y + (r + 1) * scale, color
+                        )
             x += 6 * scale
         return x
 
@@ -134,7 +150,12 @@ def write_png(width: int, height: int, pixels: bytes | bytearray, palette: bytes
     """An 8-bit palette PNG (colour type 3) from row-major palette indices."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     raw = bytearray()
     for y in range(height):
@@ -154,7 +175,7 @@ def _nice_ceiling(value: float) -> float:
     """The smallest 1/2/5 x 10^k at or above value."""
     if value <= 0:
         return 1.0
-    power = 10 ** math.floor(math.log10(value))
+    power = 10.0 ** math.floor(math.log10(value))
     for step in (1, 2, 5, 10):
         if step * power >= value:
             return float(step * power)
@@ -213,7 +234,9 @@ def _rate_panel(cv: _Canvas, f: Findings, left: int, right: int, top: int, botto
         label = _short(frac * y_max)
         cv.text(left - 6 - text_width(label), y - 3, label, _MUTED)
     if not series or not f.packets:
-        cv.text(left + (right - left) // 2 - text_width("NO PACKETS") // 2, plot_top + plot_h // 2, "NO PACKETS")
+        cv.text(
+            left + (right - left) // 2 - text_width("NO PACKETS") // 2, plot_top + plot_h // 2, "NO PACKETS"
+        )
         return
     n = len(series)
     span = right - left
@@ -235,7 +258,8 @@ def _rate_panel(cv: _Canvas, f: Findings, left: int, right: int, top: int, botto
         label = _duration(frac * total)
         lx = x - text_width(label) // 2 if 0 < frac < 1 else x if frac == 0 else x - text_width(label)
         cv.text(lx, plot_bottom + 6, label, _MUTED)
-    width_label = f"PER {_duration(f.series.bucket_s) if f.series.bucket_s >= 1 else f'{f.series.bucket_s * 1000:.0f}MS'}"
+    bucket = f.series.bucket_s
+    width_label = f"PER {_duration(bucket)}" if bucket >= 1 else f"PER {bucket * 1000:.0f}MS"
     cv.text(left + text_width("PACKETS/S") + 12, top, width_label, _MUTED)
 
 

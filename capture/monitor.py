@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from capture.arm import Arm, ArmError, Watcher, count_calls
+from capture.arm import Arm, ArmError, Watcher, count_calls, text
 from capture.naming import is_ours, parse_storage_path
 from capture.notify import Report, deliver, stop_reason_text
 from capture.settings import Settings
@@ -61,10 +61,9 @@ class LiveStatus:
         props = self.capture.resource.properties
         storage = props.storage_location if props else None
         path = parse_storage_path(storage.storage_path if storage else None)
-        errors = [str(e) for e in (self.status.packet_capture_error or [])] if self.status else []
+        errors = [text(e) or "" for e in (self.status.packet_capture_error or [])] if self.status else []
         stop_reason = self.status.stop_reason if self.status else None
-        state = str(self.status.packet_capture_status) if self.status and self.status.packet_capture_status \
-            else None
+        state = text(self.status.packet_capture_status) if self.status else None
         return {
             "name": self.capture.name,
             "id": self.capture.resource.id,
@@ -72,7 +71,7 @@ class LiveStatus:
             "vm": path.vm if path else None,
             "watcher": self.capture.watcher.id,
             "region": self.capture.watcher.location,
-            "provisioningState": props.provisioning_state if props else None,
+            "provisioningState": text(props.provisioning_state) if props else None,
             "status": state,
             "captureStartTime": self.status.capture_start_time.isoformat()
             if self.status and self.status.capture_start_time else None,
@@ -161,7 +160,7 @@ class Monitor:
             return result
         for capture in captures:
             props = capture.resource.properties
-            state = (props.provisioning_state or "").casefold() if props else ""
+            state = (text(props.provisioning_state) or "").casefold() if props else ""
             if state == "deleting":
                 continue  # being cleaned up: its report was delivered
             try:
@@ -184,8 +183,8 @@ class Monitor:
             return self._report_for(capture, None, "failed", ["ProvisioningFailed"],
                                     "Azure could not create the capture (provisioningState Failed)")
         status = self.arm.capture_status(capture.watcher, capture.name)
-        state = str(status.packet_capture_status or "Unknown")
-        errors = [str(e) for e in (status.packet_capture_error or [])]
+        state = text(status.packet_capture_status) or "Unknown"
+        errors = [text(e) or "" for e in (status.packet_capture_error or [])]
         if state.casefold() == "stopped" and not errors:
             return self._report_for(capture, status, "completed", [], None)
         if state.casefold() in TERMINAL:
@@ -212,7 +211,7 @@ class Monitor:
             vm=path.vm if path else None,
             watcher=capture.watcher.id,
             outcome=outcome,
-            status=str(status.packet_capture_status) if status and status.packet_capture_status else None,
+            status=text(status.packet_capture_status) if status else None,
             stop_reason=stop_reason,
             stop_reason_text=reason_text or stop_reason_text(stop_reason, errors),
             errors=errors,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from capture.arm import Arm, ArmError, Watcher
+from capture.arm import Arm, ArmError, Watcher, text
 from capture.decisions import Outcome, TargetResult
 from capture.naming import capture_name, storage_path
 from capture.payloads import AlertEvent
@@ -166,11 +166,11 @@ def capture_summary(result: PacketCaptureResult, watcher: Watcher, region: str) 
         "name": name,
         "id": result.id,
         "target": props.target if props else None,
-        "targetType": props.target_type if props else None,
+        "targetType": text(props.target_type) if props else None,
         "watcher": watcher.id,
         "region": region,
         "timeLimitSeconds": props.time_limit_in_seconds if props else None,
-        "provisioningState": props.provisioning_state if props else None,
+        "provisioningState": text(props.provisioning_state) if props else None,
         "storage": {
             k: v
             for k, v in {
@@ -232,10 +232,10 @@ class Orchestrator:
             if not _targets_vm(capture, target):
                 continue
             props = capture.properties
-            if props is not None and (props.provisioning_state or "").casefold() in {"failed", "deleting"}:
+            if props is not None and (text(props.provisioning_state) or "").casefold() in {"failed", "deleting"}:
                 continue
             status = self.arm.capture_status(watcher, capture.name or "")
-            state = str(status.packet_capture_status or "Unknown")
+            state = text(status.packet_capture_status) or "Unknown"
             if state.casefold() in ACTIVE_STATUSES:
                 return TargetResult(
                     target.raw,

@@ -38,15 +38,26 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s"
+    )
     try:
         world = World.from_file(args.world)
     except (OSError, WorldError) as exc:
         print(f"error: cannot load world {args.world}: {exc}", file=sys.stderr)
         return 2
-    emu = Emulator(world, host=args.host, port=args.port, identity_port=args.identity_port,
-                   time_scale=args.time_scale, latency=args.latency, page_size=args.page_size,
-                   retry_after=args.retry_after, cert_dir=args.cert_dir, identity_header=args.identity_header)
+    emu = Emulator(
+        world,
+        host=args.host,
+        port=args.port,
+        identity_port=args.identity_port,
+        time_scale=args.time_scale,
+        latency=args.latency,
+        page_size=args.page_size,
+        retry_after=args.retry_after,
+        cert_dir=args.cert_dir,
+        identity_header=args.identity_header,
+    )
     done = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

@@ -33,20 +33,56 @@ from .world import (
 NETWORK_API_VERSION = "2026-03-01"  # what azure-mgmt-network 33.1.0 sends [SDK]
 NETWORK_API_VERSIONS = frozenset(
     {
-        "2020-04-01", "2020-05-01", "2020-06-01", "2020-07-01", "2020-08-01", "2020-11-01",
-        "2021-02-01", "2021-03-01", "2021-05-01", "2021-08-01", "2021-12-01",
-        "2022-01-01", "2022-05-01", "2022-07-01", "2022-09-01", "2022-11-01",
-        "2023-02-01", "2023-04-01", "2023-05-01", "2023-06-01", "2023-09-01", "2023-11-01",
-        "2024-01-01", "2024-03-01", "2024-05-01", "2024-07-01", "2024-10-01",
-        "2025-01-01", "2025-03-01", "2025-05-01", "2025-07-01", "2026-01-01", NETWORK_API_VERSION,
+        "2020-04-01",
+        "2020-05-01",
+        "2020-06-01",
+        "2020-07-01",
+        "2020-08-01",
+        "2020-11-01",
+        "2021-02-01",
+        "2021-03-01",
+        "2021-05-01",
+        "2021-08-01",
+        "2021-12-01",
+        "2022-01-01",
+        "2022-05-01",
+        "2022-07-01",
+        "2022-09-01",
+        "2022-11-01",
+        "2023-02-01",
+        "2023-04-01",
+        "2023-05-01",
+        "2023-06-01",
+        "2023-09-01",
+        "2023-11-01",
+        "2024-01-01",
+        "2024-03-01",
+        "2024-05-01",
+        "2024-07-01",
+        "2024-10-01",
+        "2025-01-01",
+        "2025-03-01",
+        "2025-05-01",
+        "2025-07-01",
+        "2026-01-01",
+        NETWORK_API_VERSION,
     }
 )
 # Compute versions accepted on VM / scale-set reads: 2024-07-01 (the reference's recommendation) and the other
 # known stable versions, up to 2026-04-01 (azure-mgmt-compute 39.0.0's default). Others -> 400
 # NoRegisteredProviderFound, as ARM answers (reference 2.2).
 COMPUTE_API_VERSIONS = (
-    "2022-03-01", "2022-08-01", "2022-11-01", "2023-03-01", "2023-07-01", "2023-09-01",
-    "2024-03-01", "2024-07-01", "2024-11-01", "2025-04-01", "2026-04-01",
+    "2022-03-01",
+    "2022-08-01",
+    "2022-11-01",
+    "2023-03-01",
+    "2023-07-01",
+    "2023-09-01",
+    "2024-03-01",
+    "2024-07-01",
+    "2024-11-01",
+    "2025-04-01",
+    "2026-04-01",
 )
 _DATE_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-(preview|privatepreview|beta|alpha))?$")
 _FILTER_EQ = re.compile(r"^\s*(resourceType|location|name|resourceGroup)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
@@ -137,7 +173,7 @@ class ArmService:
             return self._events[0][0] if self._events else None
 
     def collect_stopped(self, now: float) -> list[tuple[Capture, list[StoppedCapture]]]:
-        """Pop due stop events; mark the captures notified. Returns what to hand to the hook (outside locks)."""
+        """Pop due stop events + mark captures notified; returns what to hand to the hook (outside locks)."""
         with self.lock:
             if not self._events or self._events[0][0] > now:
                 return []
@@ -172,8 +208,10 @@ class ArmService:
                 return self._get_operation_result(req, rest[5])
         if not api_version:
             # ARM wording.
-            raise bad_request("MissingApiVersionParameter", "The api-version query parameter (?api-version=) is "
-                              "required for all requests.")
+            raise bad_request(
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
         if n == 0:
             self._only(req, "GET")
             self._date_version(api_version)
@@ -214,21 +252,30 @@ class ArmService:
     @staticmethod
     def _only(req: Request, *methods: str) -> None:
         if req.method not in methods:
-            raise ArmError(405, "MethodNotAllowed", f"The requested resource does not support http method "
-                           f"'{req.method}'.")
+            raise ArmError(
+                405,
+                "MethodNotAllowed",
+                f"The requested resource does not support http method '{req.method}'.",
+            )
 
     def _date_version(self, api_version: str) -> None:
         if not _DATE_VERSION.match(api_version):
-            raise bad_request("InvalidApiVersionParameter", f"The api-version '{api_version}' is invalid. The "
-                              "supported versions are in the form 'yyyy-mm-dd'.")
+            raise bad_request(
+                "InvalidApiVersionParameter",
+                f"The api-version '{api_version}' is invalid. The "
+                "supported versions are in the form 'yyyy-mm-dd'.",
+            )
 
     def _no_provider(self, api_version: str, rtype: str, location: str, versions: Iterable[str]) -> ArmError:
         # ARM wording (reference 2.2): 400 NoRegisteredProviderFound.
         locations = ", ".join(sorted(self.world.regions()))
-        return bad_request("NoRegisteredProviderFound", f"No registered resource provider found for location "
-                           f"'{location}' and API version '{api_version}' for type '{rtype}'. The supported "
-                           f"api-versions are '{', '.join(sorted(versions))}'. The supported locations are "
-                           f"'{locations}'.")
+        return bad_request(
+            "NoRegisteredProviderFound",
+            f"No registered resource provider found for location "
+            f"'{location}' and API version '{api_version}' for type '{rtype}'. The supported "
+            f"api-versions are '{', '.join(sorted(versions))}'. The supported locations are "
+            f"'{locations}'.",
+        )
 
     def _network_version(self, api_version: str, rtype: str, location: str = "") -> None:
         if api_version not in NETWORK_API_VERSIONS:
@@ -236,8 +283,14 @@ class ArmService:
 
     # ------------------------------------------------------------ paging
 
-    def _page(self, req: Request, items: list[dict[str, Any]], *, token_extra: dict[str, Any] | None = None,
-              page_size: int | None = None) -> Reply:
+    def _page(
+        self,
+        req: Request,
+        items: list[dict[str, Any]],
+        *,
+        token_extra: dict[str, Any] | None = None,
+        page_size: int | None = None,
+    ) -> Reply:
         """``{"value": [...], "nextLink": <full URL incl. api-version>}`` (reference 0.7)."""
         offset = 0
         state: dict[str, Any] = dict(token_extra or {})
@@ -246,12 +299,13 @@ class ArmService:
             state = _decode_token(token)
             offset = int(state.get("o", 0))
         size = int(state.get("n") or page_size or self.config.page_size)
-        body: dict[str, Any] = {"value": items[offset:offset + size]}
+        body: dict[str, Any] = {"value": items[offset : offset + size]}
         if offset + size < len(items):
             state.update({"o": offset + size, "n": size})
             api_version = req.query.get("api-version", "")
-            body["nextLink"] = (f"{req.base_url}{req.path}?api-version={api_version}"
-                                f"&$skiptoken={_encode_token(state)}")
+            body["nextLink"] = (
+                f"{req.base_url}{req.path}?api-version={api_version}&$skiptoken={_encode_token(state)}"
+            )
         return 200, body, []
 
     # ------------------------------------------------------------ Microsoft.Resources
@@ -259,17 +313,25 @@ class ArmService:
     def _subscription_json(self) -> dict[str, Any]:
         w = self.world
         return {
-            "id": f"/subscriptions/{w.subscription_id}", "subscriptionId": w.subscription_id,
-            "tenantId": w.tenant_id, "displayName": w.subscription_name, "state": "Enabled",
-            "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01", "quotaId": "PayAsYouGo_2014-09-01",
-                                     "spendingLimit": "Off"},
+            "id": f"/subscriptions/{w.subscription_id}",
+            "subscriptionId": w.subscription_id,
+            "tenantId": w.tenant_id,
+            "displayName": w.subscription_name,
+            "state": "Enabled",
+            "subscriptionPolicies": {
+                "locationPlacementId": "Public_2014-09-01",
+                "quotaId": "PayAsYouGo_2014-09-01",
+                "spendingLimit": "Off",
+            },
             "authorizationSource": "RoleBased",
         }
 
     def _group_json(self, name: str, location: str) -> dict[str, Any]:
         return {
-            "id": f"/subscriptions/{self.world.subscription_id}/resourceGroups/{name}", "name": name,
-            "type": "Microsoft.Resources/resourceGroups", "location": location,
+            "id": f"/subscriptions/{self.world.subscription_id}/resourceGroups/{name}",
+            "name": name,
+            "type": "Microsoft.Resources/resourceGroups",
+            "location": location,
             "properties": {"provisioningState": "Succeeded"},
         }
 
@@ -283,17 +345,26 @@ class ArmService:
                 items.append(self._list_item(r))
                 if isinstance(r, VirtualMachine):  # ARM lists VM extensions as resources too
                     items.extend(
-                        {"id": e["id"], "name": f"{r.name}/{e['name']}", "type": e["type"], "location": r.location}
+                        {
+                            "id": e["id"],
+                            "name": f"{r.name}/{e['name']}",
+                            "type": e["type"],
+                            "location": r.location,
+                        }
                         for e in self._vm_extensions(r)
                     )
             self._resource_cache = (self.world.version, items)
             return items
 
     @staticmethod
-    def _list_item(r: VirtualMachine | ScaleSet | StorageAccount | NetworkWatcher | GenericResource) -> dict[str, Any]:
+    def _list_item(
+        r: VirtualMachine | ScaleSet | StorageAccount | NetworkWatcher | GenericResource,
+    ) -> dict[str, Any]:
         rtype = {
-            VirtualMachine: "Microsoft.Compute/virtualMachines", ScaleSet: "Microsoft.Compute/virtualMachineScaleSets",
-            StorageAccount: "Microsoft.Storage/storageAccounts", NetworkWatcher: "Microsoft.Network/networkWatchers",
+            VirtualMachine: "Microsoft.Compute/virtualMachines",
+            ScaleSet: "Microsoft.Compute/virtualMachineScaleSets",
+            StorageAccount: "Microsoft.Storage/storageAccounts",
+            NetworkWatcher: "Microsoft.Network/networkWatchers",
         }.get(type(r))
         if isinstance(r, GenericResource):
             rtype = r.type
@@ -305,7 +376,8 @@ class ArmService:
         return item
 
     def _list_resources(self, req: Request, resource_group: str | None) -> Reply:
-        """``resources.list()`` / ``list_by_resource_group``: ``$filter`` (eq on resourceType / location / name /
+        """``resources.list()`` / ``list_by_resource_group``: ``$filter`` (eq on resourceType / location /
+        name /
         resourceGroup, substringof on name / resourceGroup, joined by ``and``) and ``$top`` (page size)."""
         token = req.query.get("$skiptoken")
         state = _decode_token(token) if token else {}
@@ -328,9 +400,12 @@ class ArmService:
                     preds.append(_sub_pred(prop, value))
                 else:
                     # The emulator supports a subset of ARM's $filter grammar (UNCONFIRMED code).
-                    raise bad_request("InvalidFilterInQueryString", f"The $filter '{filt}' is not supported by the "
-                                      "emulator: use eq on resourceType/location/name/resourceGroup or substringof on "
-                                      "name/resourceGroup, joined by 'and'.")
+                    raise bad_request(
+                        "InvalidFilterInQueryString",
+                        f"The $filter '{filt}' is not supported by the "
+                        "emulator: use eq on resourceType/location/name/resourceGroup or substringof on "
+                        "name/resourceGroup, joined by 'and'.",
+                    )
         if preds:
             items = [it for it in items if all(p(it) for p in preds)]
         size: int | None = None
@@ -389,7 +464,9 @@ class ArmService:
                 if tail == [] and not collection:
                     return 200, self._vmss_json(ss), []
                 if tail == ["extensions"]:
-                    exts = self._vmss_extensions(ss, ss.id, "Microsoft.Compute/virtualMachineScaleSets/extensions")
+                    exts = self._vmss_extensions(
+                        ss, ss.id, "Microsoft.Compute/virtualMachineScaleSets/extensions"
+                    )
                     return self._child(exts, names, collection, not_found)
                 if tail == ["virtualmachines"]:
                     if collection:
@@ -401,7 +478,9 @@ class ArmService:
                     if not ss.has_instance(names[1]):
                         raise not_found
                     exts = self._vmss_extensions(
-                        ss, ss.instance_id(names[1]), "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/extensions"
+                        ss,
+                        ss.instance_id(names[1]),
+                        "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/extensions",
                     )
                     return self._child(exts, names, collection, not_found)
                 raise not_found
@@ -411,7 +490,15 @@ class ArmService:
                     return 200, self._storage_json(st), []
                 gen = self.world.generic(top_id)
                 if gen is not None:
-                    return 200, {**self._list_item(gen), "tags": {}, "properties": {"provisioningState": "Succeeded"}}, []
+                    return (
+                        200,
+                        {
+                            **self._list_item(gen),
+                            "tags": {},
+                            "properties": {"provisioningState": "Succeeded"},
+                        },
+                        [],
+                    )
             raise not_found
 
     @staticmethod
@@ -424,28 +511,47 @@ class ArmService:
         return 200, found, []
 
     @staticmethod
-    def _ext_json(ext_id: str, rtype: str, location: str | None, name: str, publisher: str, etype: str,
-                  version: str) -> dict[str, Any]:
+    def _ext_json(
+        ext_id: str, rtype: str, location: str | None, name: str, publisher: str, etype: str, version: str
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"name": name, "id": ext_id, "type": rtype}
         if location:
             body["location"] = location
         body["properties"] = {
-            "autoUpgradeMinorVersion": True, "provisioningState": "Succeeded", "publisher": publisher,
-            "type": etype, "typeHandlerVersion": version, "settings": {},
+            "autoUpgradeMinorVersion": True,
+            "provisioningState": "Succeeded",
+            "publisher": publisher,
+            "type": etype,
+            "typeHandlerVersion": version,
+            "settings": {},
         }
         return body
 
     def _vm_extensions(self, vm: VirtualMachine) -> list[dict[str, Any]]:
         return [
-            self._ext_json(f"{vm.id}/extensions/{e.name}", "Microsoft.Compute/virtualMachines/extensions", vm.location,
-                           e.name, e.publisher, e.type, e.type_handler_version)
+            self._ext_json(
+                f"{vm.id}/extensions/{e.name}",
+                "Microsoft.Compute/virtualMachines/extensions",
+                vm.location,
+                e.name,
+                e.publisher,
+                e.type,
+                e.type_handler_version,
+            )
             for e in vm.extensions
         ]
 
     def _vmss_extensions(self, ss: ScaleSet, parent: str, rtype: str) -> list[dict[str, Any]]:
         return [
-            self._ext_json(f"{parent}/extensions/{e.name}", rtype, None, e.name, e.publisher, e.type,
-                           e.type_handler_version)
+            self._ext_json(
+                f"{parent}/extensions/{e.name}",
+                rtype,
+                None,
+                e.name,
+                e.publisher,
+                e.type,
+                e.type_handler_version,
+            )
             for e in ss.extensions
         ]
 
@@ -453,14 +559,23 @@ class ArmService:
         # Compute VM shape (reference 2.2): name, id, type, location, properties.vmId / provisioningState /
         # storageProfile.osDisk.osType; "resources" lists the child extensions as the compute API does.
         body: dict[str, Any] = {
-            "name": vm.name, "id": vm.id, "type": "Microsoft.Compute/virtualMachines", "location": vm.location,
+            "name": vm.name,
+            "id": vm.id,
+            "type": "Microsoft.Compute/virtualMachines",
+            "location": vm.location,
             "tags": dict(vm.tags),
             "properties": {
                 "vmId": vm.vm_id,
                 "hardwareProfile": {"vmSize": vm.size},
-                "storageProfile": {"osDisk": {"osType": vm.os_type, "name": f"{vm.name}_OsDisk_1",
-                                              "createOption": "FromImage", "caching": "ReadWrite",
-                                              "diskSizeGB": 30}},
+                "storageProfile": {
+                    "osDisk": {
+                        "osType": vm.os_type,
+                        "name": f"{vm.name}_OsDisk_1",
+                        "createOption": "FromImage",
+                        "caching": "ReadWrite",
+                        "diskSizeGB": 30,
+                    }
+                },
                 "osProfile": {"computerName": vm.name, "adminUsername": "azureuser"},
                 "provisioningState": "Succeeded",
             },
@@ -472,44 +587,70 @@ class ArmService:
 
     def _vmss_json(self, ss: ScaleSet) -> dict[str, Any]:
         return {
-            "name": ss.name, "id": ss.id, "type": "Microsoft.Compute/virtualMachineScaleSets", "location": ss.location,
-            "tags": dict(ss.tags), "sku": {"name": ss.size, "tier": "Standard", "capacity": len(ss.instances)},
+            "name": ss.name,
+            "id": ss.id,
+            "type": "Microsoft.Compute/virtualMachineScaleSets",
+            "location": ss.location,
+            "tags": dict(ss.tags),
+            "sku": {"name": ss.size, "tier": "Standard", "capacity": len(ss.instances)},
             "properties": {
                 "uniqueId": ss.instance_vm_id("scale-set"),
                 "provisioningState": "Succeeded",
                 "upgradePolicy": {"mode": "Manual"},
                 "virtualMachineProfile": {
                     "storageProfile": {"osDisk": {"osType": ss.os_type, "createOption": "FromImage"}},
-                    "extensionProfile": {"extensions": [
-                        {"name": e.name, "properties": {"publisher": e.publisher, "type": e.type,
-                                                        "typeHandlerVersion": e.type_handler_version,
-                                                        "autoUpgradeMinorVersion": True}}
-                        for e in ss.extensions
-                    ]},
+                    "extensionProfile": {
+                        "extensions": [
+                            {
+                                "name": e.name,
+                                "properties": {
+                                    "publisher": e.publisher,
+                                    "type": e.type,
+                                    "typeHandlerVersion": e.type_handler_version,
+                                    "autoUpgradeMinorVersion": True,
+                                },
+                            }
+                            for e in ss.extensions
+                        ]
+                    },
                 },
             },
         }
 
     def _vmss_vm_json(self, ss: ScaleSet, instance: str) -> dict[str, Any]:
         return {
-            "name": f"{ss.name}_{instance}", "id": ss.instance_id(instance), "instanceId": instance,
-            "type": "Microsoft.Compute/virtualMachineScaleSets/virtualMachines", "location": ss.location,
+            "name": f"{ss.name}_{instance}",
+            "id": ss.instance_id(instance),
+            "instanceId": instance,
+            "type": "Microsoft.Compute/virtualMachineScaleSets/virtualMachines",
+            "location": ss.location,
             "sku": {"name": ss.size, "tier": "Standard"},
             "properties": {
-                "vmId": ss.instance_vm_id(instance), "latestModelApplied": True, "provisioningState": "Succeeded",
+                "vmId": ss.instance_vm_id(instance),
+                "latestModelApplied": True,
+                "provisioningState": "Succeeded",
                 "hardwareProfile": {"vmSize": ss.size},
                 "storageProfile": {"osDisk": {"osType": ss.os_type, "createOption": "FromImage"}},
-                "osProfile": {"computerName": f"{ss.name}{int(instance):06x}" if instance.isdigit() else instance},
+                "osProfile": {
+                    "computerName": f"{ss.name}{int(instance):06x}" if instance.isdigit() else instance
+                },
             },
         }
 
     @staticmethod
     def _storage_json(st: StorageAccount) -> dict[str, Any]:
         return {
-            "id": st.id, "name": st.name, "type": "Microsoft.Storage/storageAccounts", "location": st.location,
-            "sku": {"name": st.sku, "tier": st.sku.split("_")[0]}, "kind": st.kind, "tags": {},
-            "properties": {"provisioningState": "Succeeded",
-                           "primaryEndpoints": {"blob": f"https://{st.name}.blob.core.windows.net/"}},
+            "id": st.id,
+            "name": st.name,
+            "type": "Microsoft.Storage/storageAccounts",
+            "location": st.location,
+            "sku": {"name": st.sku, "tier": st.sku.split("_")[0]},
+            "kind": st.kind,
+            "tags": {},
+            "properties": {
+                "provisioningState": "Succeeded",
+                "primaryEndpoints": {"blob": f"https://{st.name}.blob.core.windows.net/"},
+            },
         }
 
     # ------------------------------------------------------------ Microsoft.Network
@@ -518,21 +659,31 @@ class ArmService:
     def _watcher_json(w: NetworkWatcher) -> dict[str, Any]:
         # [REC] / reference 2.1 (runningOperationIds is in [REC] though not in the swagger).
         return {
-            "name": w.name, "id": w.id, "etag": w.etag, "type": "Microsoft.Network/networkWatchers",
-            "location": w.location, "tags": {},
+            "name": w.name,
+            "id": w.id,
+            "etag": w.etag,
+            "type": "Microsoft.Network/networkWatchers",
+            "location": w.location,
+            "tags": {},
             "properties": {"provisioningState": "Succeeded", "runningOperationIds": []},
         }
 
-    def _network(self, req: Request, rg: str, rg_location: str, rest: list[str], low: list[str],
-                 api_version: str) -> Reply:
-        self._network_version(api_version, "networkWatchers" if len(rest) < 2 else "networkWatchers/packetCaptures",
-                              rg_location)
+    def _network(
+        self, req: Request, rg: str, rg_location: str, rest: list[str], low: list[str], api_version: str
+    ) -> Reply:
+        self._network_version(
+            api_version, "networkWatchers" if len(rest) < 2 else "networkWatchers/packetCaptures", rg_location
+        )
         if not rest:
             self._only(req, "GET")
             rgl = rg.lower()
-            return self._page(req, [self._watcher_json(w) for w in self.world.watchers()
-                                    if w.resource_group.lower() == rgl])
-        watcher_id = f"/subscriptions/{self.world.subscription_id}/resourceGroups/{rg}/providers/Microsoft.Network/networkWatchers/{rest[0]}"
+            return self._page(
+                req, [self._watcher_json(w) for w in self.world.watchers() if w.resource_group.lower() == rgl]
+            )
+        watcher_id = (
+            f"/subscriptions/{self.world.subscription_id}/resourceGroups/{rg}"
+            f"/providers/Microsoft.Network/networkWatchers/{rest[0]}"
+        )
         with self.lock:
             watcher = self.world.watcher(watcher_id)
         if watcher is None:
@@ -576,9 +727,12 @@ class ArmService:
         return cap
 
     def _op_urls(self, req: Request, op: Operation) -> tuple[str, str]:
-        base = f"{req.base_url}/subscriptions/{self.world.subscription_id}/providers/Microsoft.Network/locations/{op.region}"
-        return (f"{base}/operations/{op.id}?api-version={op.api_version}",
-                f"{base}/operationResults/{op.id}?api-version={op.api_version}")
+        sub = self.world.subscription_id
+        base = f"{req.base_url}/subscriptions/{sub}/providers/Microsoft.Network/locations/{op.region}"
+        return (
+            f"{base}/operations/{op.id}?api-version={op.api_version}",
+            f"{base}/operationResults/{op.id}?api-version={op.api_version}",
+        )
 
     def _new_op(self, kind: str, capture: Capture, now: float, api_version: str) -> Operation:
         op = Operation(str(uuid.uuid4()), kind, capture.region, capture, now, api_version)
@@ -596,14 +750,20 @@ class ArmService:
 
     def add_capture(self, capture: Capture) -> None:
         """Store a validated capture (lock held), enforcing the per-region session limit."""
-        count = sum(len(c) for k, c in self.by_watcher.items()
-                    if (w := self.world.watcher(k)) is not None and w.location == capture.region)
+        count = sum(
+            len(c)
+            for k, c in self.by_watcher.items()
+            if (w := self.world.watcher(k)) is not None and w.location == capture.region
+        )
         limit = self.world.session_limit_per_region
         if count >= limit:
             # Limit documented ("10,000 per region per subscription" [DOC]); status and code UNCONFIRMED.
-            raise bad_request("PacketCaptureSessionLimitExceeded", f"The limit of {limit} packet capture sessions in "
-                              f"region '{capture.region}' for subscription '{self.world.subscription_id}' has been "
-                              "reached. Delete packet captures that are no longer needed and retry.")
+            raise bad_request(
+                "PacketCaptureSessionLimitExceeded",
+                f"The limit of {limit} packet capture sessions in "
+                f"region '{capture.region}' for subscription '{self.world.subscription_id}' has been "
+                "reached. Delete packet captures that are no longer needed and retry.",
+            )
         self.captures[capture.key] = capture
         self.by_watcher.setdefault(capture.watcher.id.lower(), {})[capture.name.lower()] = capture
         self._schedule(capture)
@@ -612,26 +772,42 @@ class ArmService:
         check_name(name)
         with self.lock:
             if name.lower() in self.by_watcher.get(watcher.id.lower(), {}):
-                # No documented duplicate-name error (reference 4.4): 409 is the emulator's choice (UNCONFIRMED);
+                # No documented duplicate-name error (reference 4.4): 409 is the emulator's choice
+                # (UNCONFIRMED);
                 # the SDK raises ResourceExistsError. Never 200: the SDK accepts only 201.
-                raise ArmError(409, "PacketCaptureAlreadyExists", f"A packet capture named '{name}' already exists "
-                               f"in network watcher '{watcher.name}'. Delete it first or use another name.",
-                               "name")
-            cap = build_capture(self.world, watcher, name, req.body, now=req.now,
-                                agent_start_seconds=self.config.agent_start_seconds,
-                                provisioning_seconds=self.config.operation_seconds)
+                raise ArmError(
+                    409,
+                    "PacketCaptureAlreadyExists",
+                    f"A packet capture named '{name}' already exists "
+                    f"in network watcher '{watcher.name}'. Delete it first or use another name.",
+                    "name",
+                )
+            cap = build_capture(
+                self.world,
+                watcher,
+                name,
+                req.body,
+                now=req.now,
+                agent_start_seconds=self.config.agent_start_seconds,
+                provisioning_seconds=self.config.operation_seconds,
+            )
             self.add_capture(cap)
             op = self._new_op("create", cap, req.now, api_version)
             body = cap.resource_json(req.now)
         async_url, _ = self._op_urls(req, op)
-        # [REC]: 201 Created, provisioningState Updating, Azure-AsyncOperation .../locations/{r}/operations/{guid}.
+        # [REC]: 201 Created, provisioningState Updating,
+        # Azure-AsyncOperation: .../providers/Microsoft.Network/locations/{region}/operations/{guid}.
         return 201, body, [("Azure-AsyncOperation", async_url), *self._retry_after()]
 
     def _delete(self, req: Request, watcher: NetworkWatcher, name: str, api_version: str) -> Reply:
         with self.lock:
             cap = self.by_watcher.get(watcher.id.lower(), {}).get(name.lower())
             if cap is None:
-                return 204, _NO_BODY, []  # deleting a missing resource: 204, as ARM does (UNCONFIRMED for NRP)
+                return (
+                    204,
+                    _NO_BODY,
+                    [],
+                )  # deleting a missing resource: 204, as ARM does (UNCONFIRMED for NRP)
             # Deleting a running capture stops it first (the agent then uploads the file): UNCONFIRMED.
             cap.request_stop(req.now)
             self._schedule_stop(cap)
@@ -640,7 +816,11 @@ class ArmService:
             op = self._new_op("delete", cap, req.now, api_version)
         async_url, location = self._op_urls(req, op)
         # [REC]: 202 with both Azure-AsyncOperation and Location.
-        return 202, _NO_BODY, [("Azure-AsyncOperation", async_url), ("Location", location), *self._retry_after()]
+        return (
+            202,
+            _NO_BODY,
+            [("Azure-AsyncOperation", async_url), ("Location", location), *self._retry_after()],
+        )
 
     def _schedule_stop(self, cap: Capture) -> None:
         if cap.stop_requested_at is not None:
@@ -655,7 +835,11 @@ class ArmService:
             op = self._new_op("stop", cap, req.now, api_version)
         async_url, location = self._op_urls(req, op)
         # [REC]: 202, empty body, Azure-AsyncOperation + Location.
-        return 202, _NO_BODY, [("Azure-AsyncOperation", async_url), ("Location", location), *self._retry_after()]
+        return (
+            202,
+            _NO_BODY,
+            [("Azure-AsyncOperation", async_url), ("Location", location), *self._retry_after()],
+        )
 
     def _query_status(self, req: Request, watcher: NetworkWatcher, name: str, api_version: str) -> Reply:
         cap = self._capture(watcher, name)
@@ -719,4 +903,12 @@ def _sub_pred(prop: str, value: str) -> Callable[[dict[str, Any]], bool]:
 
 
 NO_BODY = _NO_BODY
-__all__ = ["NETWORK_API_VERSION", "NO_BODY", "ArmConfig", "ArmService", "Operation", "Request", "parse_resource_id"]
+__all__ = [
+    "NETWORK_API_VERSION",
+    "NO_BODY",
+    "ArmConfig",
+    "ArmService",
+    "Operation",
+    "Request",
+    "parse_resource_id",
+]

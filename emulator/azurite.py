@@ -15,6 +15,7 @@ The emulator writes capture files with the well-known development account key (`
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import re
 import select
@@ -46,7 +47,7 @@ __all__ = [
 
 ACCOUNT = "devstoreaccount1"
 # Azurite's published, well-known development key (the same for every Azurite install); dev only.
-ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # noqa: S105
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _LISTENING = re.compile(rb"successfully listens on https?://[^\s:]+:(\d+)")
 
@@ -152,7 +153,7 @@ class Azurite:
                 raise AzuriteError(f"TLS file not found: {path}")
         # with --inMemoryPersistence Azurite refuses --location; its working directory is a scratch folder
         self._workdir = tempfile.mkdtemp(prefix="azurite-")
-        self._proc = subprocess.Popen(
+        self._proc = subprocess.Popen(  # noqa: S603 - our own argv: the pinned node_modules binary
             self.command(),
             cwd=self._workdir,
             stdin=subprocess.DEVNULL,
@@ -172,7 +173,8 @@ class Azurite:
     def _wait_listening(self) -> int:
         """Read Azurite's output until it says which port it listens on (or it exits, or time runs out)."""
         proc = self._proc
-        assert proc is not None and proc.stdout is not None
+        assert proc is not None
+        assert proc.stdout is not None
         stream: IO[bytes] = proc.stdout
         fd = stream.fileno()
         deadline = time.monotonic() + self.startup_timeout
@@ -180,7 +182,9 @@ class Azurite:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AzuriteError(f"Azurite did not start within {self.startup_timeout:.0f} s:\n{self.output}")
+                raise AzuriteError(
+                    f"Azurite did not start within {self.startup_timeout:.0f} s:\n{self.output}"
+                )
             ready, _, _ = select.select([fd], [], [], remaining)
             if not ready:
                 continue
@@ -208,7 +212,8 @@ class Azurite:
 
     def _wait_accepting(self) -> None:
         """Probe the port until a TCP connection succeeds (normally at once: it already said it listens)."""
-        assert self.port is not None and self._proc is not None
+        assert self.port is not None
+        assert self._proc is not None
         deadline = time.monotonic() + self.startup_timeout
         delay = 0.01
         while True:
@@ -217,7 +222,9 @@ class Azurite:
                     return
             except OSError as exc:
                 if self._proc.poll() is not None:
-                    raise AzuriteError(f"Azurite exited with code {self._proc.returncode}:\n{self.output}") from exc
+                    raise AzuriteError(
+                        f"Azurite exited with code {self._proc.returncode}:\n{self.output}"
+                    ) from exc
                 if time.monotonic() > deadline:
                     raise AzuriteError(f"Azurite does not accept connections on port {self.port}") from exc
                 # back off between probes; this is a poll with a deadline, not a synchronisation sleep
@@ -302,10 +309,8 @@ def upload_capture(
     service = BlobServiceClient(
         blob_endpoint, credential=credential, connection_verify=connection_verify, **client_kwargs
     )
-    try:
+    with contextlib.suppress(ResourceExistsError):
         service.create_container(container)
-    except ResourceExistsError:
-        pass
     service.get_blob_client(container, blob).upload_blob(
         data,
         overwrite=True,

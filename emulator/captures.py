@@ -28,12 +28,16 @@ from .clock import iso, to_datetime
 from .errors import ArmError, bad_request
 from .world import Behaviour, NetworkWatcher, World, parse_resource_id
 
-CAPTURE_TYPE = "Microsoft.Network/networkWatchers/packetCaptures"  # [REC] returns it though the swagger lacks it
+CAPTURE_TYPE = (
+    "Microsoft.Network/networkWatchers/packetCaptures"  # [REC] returns it though the swagger lacks it
+)
 UINT32_MAX = 4294967295
 DEFAULT_BYTES_PER_PACKET = 0  # [REC] service-filled defaults
 DEFAULT_TOTAL_BYTES = 1073741824
 DEFAULT_TIME_LIMIT = 18000
-_NAME_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")  # ARM-style name rule (emulator)
+_NAME_RE = re.compile(
+    r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$"
+)  # ARM-style name rule (emulator)
 TARGET_TYPES = ("AzureVM", "AzureVMSS")  # closed enum [SPEC common.json PacketCaptureTargetType]
 PROTOCOLS = ("TCP", "UDP", "Any")  # [SPEC PcProtocol]
 STOP_REASON_TIME = "TimeExceeded"  # observed [DOC, SPEC-0101]
@@ -180,7 +184,7 @@ class Capture:
         return RunState("Stopped", start, end[0], end[2], ())
 
     def request_stop(self, now: float) -> None:
-        """Stop works on running and already stopped captures; stopping a stopped one changes nothing [DOC]."""
+        """Stop works on running and already stopped captures (a stopped one stays as it is) [DOC]."""
         if self.stop_requested_at is None and self.run_state(now).status in ("NotStarted", "Running"):
             self.stop_requested_at = now
 
@@ -191,13 +195,25 @@ class Capture:
         many = len(self.targets) > 1 or self.targets[0].instance_id is not None
         return [
             StoppedCapture(
-                subscription_id=self.subscription_id, capture_id=self.id, capture_name=self.name,
-                target_id=self.target_id, target_vm_id=t.vm_id, vm_name=t.vm_name, instance_id=t.instance_id,
-                os_type=t.os_type, scenario=t.scenario, storage_path=per_target_path(self.storage_path, t, many),
-                storage_id=self.storage_id, local_path=per_target_path(self.local_path, t, many),
-                start_time=to_datetime(st.start), stop_time=to_datetime(st.end), stop_reason=st.stop_reason,
-                bytes_per_packet=self.bytes_per_packet, total_bytes_per_session=self.total_bytes,
-                time_limit_seconds=self.time_limit, filters=tuple(dict(f) for f in self.properties["filters"]),
+                subscription_id=self.subscription_id,
+                capture_id=self.id,
+                capture_name=self.name,
+                target_id=self.target_id,
+                target_vm_id=t.vm_id,
+                vm_name=t.vm_name,
+                instance_id=t.instance_id,
+                os_type=t.os_type,
+                scenario=t.scenario,
+                storage_path=per_target_path(self.storage_path, t, many),
+                storage_id=self.storage_id,
+                local_path=per_target_path(self.local_path, t, many),
+                start_time=to_datetime(st.start),
+                stop_time=to_datetime(st.end),
+                stop_reason=st.stop_reason,
+                bytes_per_packet=self.bytes_per_packet,
+                total_bytes_per_session=self.total_bytes,
+                time_limit_seconds=self.time_limit,
+                filters=tuple(dict(f) for f in self.properties["filters"]),
                 traffic_bytes_per_second=self.behaviour.traffic_bytes_per_second,
             )
             for t in self.targets
@@ -240,12 +256,18 @@ def _int(props: dict[str, Any], key: str, lo: int, hi: int, default: int | None,
         return default
     value = props[key]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise bad_request("InvalidRequestFormat", f"Cannot parse the request: '{path}.{key}' must be an integer.",
-                          f"{path}.{key}")
+        raise bad_request(
+            "InvalidRequestFormat",
+            f"Cannot parse the request: '{path}.{key}' must be an integer.",
+            f"{path}.{key}",
+        )
     if not lo <= value <= hi:
         # Bounds from [SPEC]; the code is the emulator's choice (UNCONFIRMED).
-        raise bad_request("ValueOutOfRange", f"The value {value} of '{key}' is out of range: it must be between "
-                          f"{lo} and {hi}.", f"{path}.{key}")
+        raise bad_request(
+            "ValueOutOfRange",
+            f"The value {value} of '{key}' is out of range: it must be between {lo} and {hi}.",
+            f"{path}.{key}",
+        )
     return value
 
 
@@ -254,8 +276,11 @@ def _str(d: dict[str, Any], key: str, path: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise bad_request("InvalidRequestFormat", f"Cannot parse the request: '{path}.{key}' must be a string.",
-                          f"{path}.{key}")
+        raise bad_request(
+            "InvalidRequestFormat",
+            f"Cannot parse the request: '{path}.{key}' must be a string.",
+            f"{path}.{key}",
+        )
     return value
 
 
@@ -266,9 +291,13 @@ def _check_list(value: str, kind: str, field_path: str) -> None:
     entries = [e for e in value.split(";") if e != ""]
     ranges = [e for e in entries if "-" in e]
     if not entries or (ranges and len(entries) > 1):
-        raise bad_request("InvalidPacketCaptureFilter", f"'{value}' is not a valid {kind} filter: use a single "
-                          "entry, one range 'a-b', or a list 'a;b;' (multiple ranges and mixing ranges with "
-                          "lists are not supported).", field_path)
+        raise bad_request(
+            "InvalidPacketCaptureFilter",
+            f"'{value}' is not a valid {kind} filter: use a single "
+            "entry, one range 'a-b', or a list 'a;b;' (multiple ranges and mixing ranges with "
+            "lists are not supported).",
+            field_path,
+        )
     for entry in entries:
         for item in entry.split("-") if "-" in entry else [entry]:
             item = item.strip()
@@ -279,8 +308,11 @@ def _check_list(value: str, kind: str, field_path: str) -> None:
                 else:
                     ipaddress.ip_address(item)
             except ValueError as exc:
-                raise bad_request("InvalidPacketCaptureFilter", f"'{item}' is not a valid {kind} in filter "
-                                  f"'{value}'.", field_path) from exc
+                raise bad_request(
+                    "InvalidPacketCaptureFilter",
+                    f"'{item}' is not a valid {kind} in filter '{value}'.",
+                    field_path,
+                ) from exc
 
 
 def _filters(props: dict[str, Any]) -> list[dict[str, Any]]:
@@ -288,13 +320,18 @@ def _filters(props: dict[str, Any]) -> list[dict[str, Any]]:
     if raw is None:
         return []  # [REC] echoes "filters": [] when none were sent
     if not isinstance(raw, list):
-        raise bad_request("InvalidRequestFormat", "Cannot parse the request: 'filters' must be an array.",
-                          "properties.filters")
+        raise bad_request(
+            "InvalidRequestFormat",
+            "Cannot parse the request: 'filters' must be an array.",
+            "properties.filters",
+        )
     out = []
     for i, f in enumerate(raw):
         path = f"properties.filters[{i}]"
         if not isinstance(f, dict):
-            raise bad_request("InvalidRequestFormat", f"Cannot parse the request: '{path}' must be an object.", path)
+            raise bad_request(
+                "InvalidRequestFormat", f"Cannot parse the request: '{path}' must be an object.", path
+            )
         item = dict(f)
         proto = _str(f, "protocol", path)
         if proto is None:
@@ -302,11 +339,18 @@ def _filters(props: dict[str, Any]) -> list[dict[str, Any]]:
         else:
             canon = next((p for p in PROTOCOLS if p.lower() == proto.lower()), None)
             if canon is None:
-                raise bad_request("InvalidPacketCaptureFilter", f"Protocol '{proto}' is not supported: use TCP, UDP "
-                                  "or Any.", f"{path}.protocol")
+                raise bad_request(
+                    "InvalidPacketCaptureFilter",
+                    f"Protocol '{proto}' is not supported: use TCP, UDP or Any.",
+                    f"{path}.protocol",
+                )
             item["protocol"] = canon
-        for key, kind in (("localIPAddress", "IP address"), ("remoteIPAddress", "IP address"),
-                          ("localPort", "port"), ("remotePort", "port")):
+        for key, kind in (
+            ("localIPAddress", "IP address"),
+            ("remoteIPAddress", "IP address"),
+            ("localPort", "port"),
+            ("remotePort", "port"),
+        ):
             value = _str(f, key, path)
             if value is not None:
                 _check_list(value, kind, f"{path}.{key}")
@@ -318,12 +362,19 @@ def _check_local_path(value: str, os_type: str, key: str) -> None:
     target = f"properties.storageLocation.{key}"
     if not value.lower().endswith(".cap"):
         # "Must include the name of the capture file (*.cap)" [SPEC]; code UNCONFIRMED.
-        raise bad_request("InvalidLocalPath", f"The local path '{value}' must include the capture file name "
-                          "(*.cap).", target)
+        raise bad_request(
+            "InvalidLocalPath",
+            f"The local path '{value}' must include the capture file name (*.cap).",
+            target,
+        )
     if os_type == "Linux" and not (value == "/var/captures" or value.startswith("/var/captures/")):
         # "For linux virtual machine it must start with /var/captures" [SPEC, DOC]; code UNCONFIRMED.
-        raise bad_request("InvalidLocalPath", f"The local path '{value}' is invalid: for a Linux virtual machine "
-                          "it must start with /var/captures.", target)
+        raise bad_request(
+            "InvalidLocalPath",
+            f"The local path '{value}' is invalid: for a Linux virtual machine "
+            "it must start with /var/captures.",
+            target,
+        )
 
 
 def _storage_path_for(account: str, subscription: str, target_id: str, created: float) -> str:
@@ -334,7 +385,11 @@ def _storage_path_for(account: str, subscription: str, target_id: str, created: 
     parsed = parse_resource_id(target_id)
     assert parsed is not None
     t = to_datetime(created)
-    kind = "virtualmachinescalesets" if parsed.types[0].lower() == "virtualmachinescalesets" else "virtualmachines"
+    kind = (
+        "virtualmachinescalesets"
+        if parsed.types[0].lower() == "virtualmachinescalesets"
+        else "virtualmachines"
+    )
     return (
         f"https://{account}.blob.core.windows.net/network-watcher-logs/subscriptions/{subscription.lower()}"
         f"/resourcegroups/{parsed.resource_group.lower()}/providers/microsoft.compute/{kind}/"
@@ -370,34 +425,49 @@ def build_capture(
         raise bad_request("InvalidRequestFormat", "Cannot parse the request.") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("properties"), dict):
         # "required: [properties]" [SPEC PacketCapture].
-        raise bad_request("InvalidRequestFormat", "Cannot parse the request: the body must be a JSON object with "
-                          "'properties'.", "properties")
+        raise bad_request(
+            "InvalidRequestFormat",
+            "Cannot parse the request: the body must be a JSON object with 'properties'.",
+            "properties",
+        )
     props: dict[str, Any] = doc["properties"]
 
     # required: ["target", "storageLocation"] [SPEC PacketCaptureParameters]; code UNCONFIRMED.
     target = _str(props, "target", "properties")
     if not target:
-        raise bad_request("MissingRequiredProperty", "The required property 'target' is missing.",
-                          "properties.target")
+        raise bad_request(
+            "MissingRequiredProperty", "The required property 'target' is missing.", "properties.target"
+        )
     loc = props.get("storageLocation")
     if loc is None:
-        raise bad_request("MissingRequiredProperty", "The required property 'storageLocation' is missing.",
-                          "properties.storageLocation")
+        raise bad_request(
+            "MissingRequiredProperty",
+            "The required property 'storageLocation' is missing.",
+            "properties.storageLocation",
+        )
     if not isinstance(loc, dict):
-        raise bad_request("InvalidRequestFormat", "Cannot parse the request: 'storageLocation' must be an object.",
-                          "properties.storageLocation")
+        raise bad_request(
+            "InvalidRequestFormat",
+            "Cannot parse the request: 'storageLocation' must be an object.",
+            "properties.storageLocation",
+        )
 
     # Bounds [SPEC]; defaults [REC].
     bpp = _int(props, "bytesToCapturePerPacket", 0, UINT32_MAX, DEFAULT_BYTES_PER_PACKET, "properties")
     total = _int(props, "totalBytesPerSession", 0, UINT32_MAX, DEFAULT_TOTAL_BYTES, "properties")
     limit = _int(props, "timeLimitInSeconds", 0, 18000, DEFAULT_TIME_LIMIT, "properties")
-    assert bpp is not None and total is not None and limit is not None
+    assert bpp is not None
+    assert total is not None
+    assert limit is not None
     settings = props.get("captureSettings")
     settings_out: dict[str, Any] | None = None
     if settings is not None:
         if not isinstance(settings, dict):
-            raise bad_request("InvalidRequestFormat", "Cannot parse the request: 'captureSettings' must be an "
-                              "object.", "properties.captureSettings")
+            raise bad_request(
+                "InvalidRequestFormat",
+                "Cannot parse the request: 'captureSettings' must be an object.",
+                "properties.captureSettings",
+            )
         p = "properties.captureSettings"
         settings_out = {
             "fileCount": _int(settings, "fileCount", 0, 10000, 10, p),
@@ -406,8 +476,11 @@ def build_capture(
         }
     continuous = props.get("continuousCapture")
     if continuous is not None and not isinstance(continuous, bool):
-        raise bad_request("InvalidRequestFormat", "Cannot parse the request: 'continuousCapture' must be a "
-                          "boolean or null.", "properties.continuousCapture")
+        raise bad_request(
+            "InvalidRequestFormat",
+            "Cannot parse the request: 'continuousCapture' must be a boolean or null.",
+            "properties.continuousCapture",
+        )
     filters = _filters(props)
 
     # targetType: closed enum [SPEC]; absent = AzureVM (UNCONFIRMED default).
@@ -416,35 +489,56 @@ def build_capture(
     if raw_type is not None:
         found = next((t for t in TARGET_TYPES if t.lower() == raw_type.lower()), None)
         if found is None:
-            raise bad_request("InvalidTargetType", f"Target type '{raw_type}' is not supported: only AzureVM and "
-                              "AzureVMSS are currently supported.", "properties.targetType")
+            raise bad_request(
+                "InvalidTargetType",
+                f"Target type '{raw_type}' is not supported: only AzureVM and "
+                "AzureVMSS are currently supported.",
+                "properties.targetType",
+            )
         target_type = found
 
     parsed = parse_resource_id(target)
     if parsed is None:
         # ARM's wording for malformed linked IDs.
-        raise bad_request("LinkedInvalidPropertyId", f"Property id '{target}' at path 'properties.target' is "
-                          "invalid. Expect fully qualified resource Id that start with '/subscriptions/"
-                          "{subscriptionId}' or '/providers/{resourceProviderNamespace}/'.", "properties.target")
+        raise bad_request(
+            "LinkedInvalidPropertyId",
+            f"Property id '{target}' at path 'properties.target' is "
+            "invalid. Expect fully qualified resource Id that start with '/subscriptions/"
+            "{subscriptionId}' or '/providers/{resourceProviderNamespace}/'.",
+            "properties.target",
+        )
     full_type = parsed.full_type.lower()
-    kinds = {"microsoft.compute/virtualmachines": "AzureVM", "microsoft.compute/virtualmachinescalesets": "AzureVMSS"}
+    kinds = {
+        "microsoft.compute/virtualmachines": "AzureVM",
+        "microsoft.compute/virtualmachinescalesets": "AzureVMSS",
+    }
     actual = kinds.get(full_type)
     if actual is None:
         hint = ""
         if full_type == "microsoft.compute/virtualmachinescalesets/virtualmachines":
             hint = " For a scale-set instance use the scale set's ID, targetType AzureVMSS and scope.include."
-        raise bad_request("InvalidTargetType", f"The target '{target}' is not a virtual machine or a virtual "
-                          f"machine scale set: only AzureVM and AzureVMSS are currently supported.{hint}",
-                          "properties.target")
+        raise bad_request(
+            "InvalidTargetType",
+            f"The target '{target}' is not a virtual machine or a virtual "
+            f"machine scale set: only AzureVM and AzureVMSS are currently supported.{hint}",
+            "properties.target",
+        )
     if actual != target_type:
-        raise bad_request("InvalidTargetType", f"The target '{target}' is a {actual} resource but targetType is "
-                          f"'{target_type}'.", "properties.targetType")
+        raise bad_request(
+            "InvalidTargetType",
+            f"The target '{target}' is a {actual} resource but targetType is '{target_type}'.",
+            "properties.targetType",
+        )
 
     def not_found(resource_id: str, what: str) -> ArmError:
         # Referenced resource missing: 400 InvalidResourceReference (Network RP style; UNCONFIRMED here).
-        return bad_request("InvalidResourceReference", f"Resource {resource_id} referenced by resource "
-                           f"{capture_id} was not found. Please make sure that the referenced resource exists, "
-                           "and that both resources are in the same region.", what)
+        return bad_request(
+            "InvalidResourceReference",
+            f"Resource {resource_id} referenced by resource "
+            f"{capture_id} was not found. Please make sure that the referenced resource exists, "
+            "and that both resources are in the same region.",
+            what,
+        )
 
     if parsed.subscription.lower() != world.subscription_id.lower():
         raise not_found(target, "properties.target")
@@ -454,13 +548,19 @@ def build_capture(
     exclude: list[str] = []
     if scope is not None:
         if not isinstance(scope, dict):
-            raise bad_request("InvalidRequestFormat", "Cannot parse the request: 'scope' must be an object.",
-                              "properties.scope")
+            raise bad_request(
+                "InvalidRequestFormat",
+                "Cannot parse the request: 'scope' must be an object.",
+                "properties.scope",
+            )
         for key, dest in (("include", include), ("exclude", exclude)):
             vals = scope.get(key) or []
             if not isinstance(vals, list) or not all(isinstance(v, str) for v in vals):
-                raise bad_request("InvalidRequestFormat", f"Cannot parse the request: 'scope.{key}' must be an "
-                                  "array of strings.", f"properties.scope.{key}")
+                raise bad_request(
+                    "InvalidRequestFormat",
+                    f"Cannot parse the request: 'scope.{key}' must be an array of strings.",
+                    f"properties.scope.{key}",
+                )
             dest.extend(vals)
         scope_out = {"include": include, "exclude": exclude}
 
@@ -470,8 +570,9 @@ def build_capture(
         if vm is None:
             raise not_found(target, "properties.target")
         if include or exclude:
-            raise bad_request("InvalidPacketCaptureScope", "'scope' applies only to AzureVMSS targets.",
-                              "properties.scope")
+            raise bad_request(
+                "InvalidPacketCaptureScope", "'scope' applies only to AzureVMSS targets.", "properties.scope"
+            )
         region, os_type, has_agent, behaviour = vm.location, vm.os_type, vm.has_agent, vm.behaviour
         targets = [CaptureTarget(vm.id, vm.name, None, vm.os_type, vm.scenario)]
     else:
@@ -482,23 +583,36 @@ def build_capture(
             missing = [v for v in vals if not ss.has_instance(v)]
             if missing:
                 # Brief: "AzureVMSS scope.include instance ids must exist"; code UNCONFIRMED.
-                raise bad_request("InvalidPacketCaptureScope", f"Instance(s) {', '.join(missing)} in scope.{key} "
-                                  f"do not exist in virtual machine scale set '{ss.name}'.", f"properties.scope.{key}")
+                raise bad_request(
+                    "InvalidPacketCaptureScope",
+                    f"Instance(s) {', '.join(missing)} in scope.{key} "
+                    f"do not exist in virtual machine scale set '{ss.name}'.",
+                    f"properties.scope.{key}",
+                )
         # "If both included and excluded are empty, then the packet capture will run on all instances" [SPEC].
         chosen = [i for i in (include or ss.instances) if i not in exclude]
         if not chosen:
-            raise bad_request("InvalidPacketCaptureScope", "The scope selects no instance of the scale set.",
-                              "properties.scope")
+            raise bad_request(
+                "InvalidPacketCaptureScope",
+                "The scope selects no instance of the scale set.",
+                "properties.scope",
+            )
         region, os_type, has_agent, behaviour = ss.location, ss.os_type, ss.has_agent, ss.behaviour
-        targets = [CaptureTarget(ss.instance_id(i), f"{ss.name}_{i}", i, ss.os_type, ss.scenario) for i in chosen]
+        targets = [
+            CaptureTarget(ss.instance_id(i), f"{ss.name}_{i}", i, ss.os_type, ss.scenario) for i in chosen
+        ]
         if scope_out is None:
             scope_out = {"include": [], "exclude": []}
 
     if region != watcher.location:
         # Watchers are regional ("one per region"); capturing a VM of another region is refused (UNCONFIRMED).
-        raise bad_request("TargetNotInNetworkWatcherRegion", f"The target '{target}' is in region '{region}' but "
-                          f"network watcher '{watcher.name}' is in region '{watcher.location}'. Use the network "
-                          "watcher of the target's region.", "properties.target")
+        raise bad_request(
+            "TargetNotInNetworkWatcherRegion",
+            f"The target '{target}' is in region '{region}' but "
+            f"network watcher '{watcher.name}' is in region '{watcher.location}'. Use the network "
+            "watcher of the target's region.",
+            "properties.target",
+        )
 
     # storageLocation: storageId "Required if no localPath or filePath is provided" [SPEC].
     storage_id = _str(loc, "storageId", "properties.storageLocation")
@@ -506,16 +620,26 @@ def build_capture(
     file_path = _str(loc, "filePath", "properties.storageLocation")
     local_path = _str(loc, "localPath", "properties.storageLocation")
     if not storage_id and not file_path and not local_path:
-        raise bad_request("InvalidStorageLocation", "The storage location must have a storageId, or a filePath or "
-                          "localPath on the target virtual machine.", "properties.storageLocation")
+        raise bad_request(
+            "InvalidStorageLocation",
+            "The storage location must have a storageId, or a filePath or "
+            "localPath on the target virtual machine.",
+            "properties.storageLocation",
+        )
     if file_path and continuous is not None:
         # "This path is invalid if 'Continuous Capture' is provided with 'true' or 'false'" [SPEC].
-        raise bad_request("InvalidStorageLocation", "filePath cannot be used when continuousCapture is set; use "
-                          "localPath.", "properties.storageLocation.filePath")
+        raise bad_request(
+            "InvalidStorageLocation",
+            "filePath cannot be used when continuousCapture is set; use localPath.",
+            "properties.storageLocation.filePath",
+        )
     if local_path and continuous is None:
         # "This path is valid if 'Continuous Capture' is provided with 'true' or 'false'" [SPEC].
-        raise bad_request("InvalidStorageLocation", "localPath requires continuousCapture (true or false); use "
-                          "filePath otherwise.", "properties.storageLocation.localPath")
+        raise bad_request(
+            "InvalidStorageLocation",
+            "localPath requires continuousCapture (true or false); use filePath otherwise.",
+            "properties.storageLocation.localPath",
+        )
     for key, value in (("filePath", file_path), ("localPath", local_path)):
         if value:
             _check_local_path(value, os_type, key)
@@ -524,25 +648,36 @@ def build_capture(
     if storage_id:
         sp = parse_resource_id(storage_id)
         if sp is None:
-            raise bad_request("LinkedInvalidPropertyId", f"Property id '{storage_id}' at path "
-                              "'properties.storageLocation.storageId' is invalid. Expect fully qualified resource "
-                              "Id that start with '/subscriptions/{subscriptionId}' or '/providers/"
-                              "{resourceProviderNamespace}/'.", "properties.storageLocation.storageId")
+            raise bad_request(
+                "LinkedInvalidPropertyId",
+                f"Property id '{storage_id}' at path "
+                "'properties.storageLocation.storageId' is invalid. Expect fully qualified resource "
+                "Id that start with '/subscriptions/{subscriptionId}' or '/providers/"
+                "{resourceProviderNamespace}/'.",
+                "properties.storageLocation.storageId",
+            )
         account = world.storage_account(storage_id)
         if account is None:
             raise not_found(storage_id, "properties.storageLocation.storageId")
         if account.sku.lower().startswith("premium"):
             # "Premium storage accounts are currently not supported for storing packet captures." [DOC]
-            raise bad_request("PremiumStorageNotSupported", f"Storage account '{account.name}' is a premium account"
-                              ": premium storage accounts are currently not supported for storing packet captures.",
-                              "properties.storageLocation.storageId")
+            raise bad_request(
+                "PremiumStorageNotSupported",
+                f"Storage account '{account.name}' is a premium account"
+                ": premium storage accounts are currently not supported for storing packet captures.",
+                "properties.storageLocation.storageId",
+            )
         account_name = account.name
         loc_out["storageId"] = storage_id
     if storage_path is not None:
         u = urlparse(storage_path)
         if u.scheme.lower() != "https" or not u.netloc or not storage_id:
-            raise bad_request("InvalidStorageLocation", f"storagePath '{storage_path}' must be a well-formed https "
-                              "URI, given together with storageId.", "properties.storageLocation.storagePath")
+            raise bad_request(
+                "InvalidStorageLocation",
+                f"storagePath '{storage_path}' must be a well-formed https "
+                "URI, given together with storageId.",
+                "properties.storageLocation.storagePath",
+            )
         loc_out["storagePath"] = storage_path
         loc_out["storagePathFileName"] = storage_path.rstrip("/").rsplit("/", 1)[-1]  # [REC]
     elif account_name is not None:
@@ -556,25 +691,48 @@ def build_capture(
     if not has_agent:
         # Required by the docs (reference 4.2); the error itself is UNCONFIRMED (the emulator's choice).
         agent_type = "NetworkWatcherAgentLinux" if os_type == "Linux" else "NetworkWatcherAgentWindows"
-        raise bad_request("NetworkWatcherAgentNotInstalled", f"The Network Watcher agent is not installed on "
-                          f"'{target}'. Packet capture requires the Network Watcher agent VM extension: install "
-                          f"the AzureNetworkWatcherExtension (publisher Microsoft.Azure.NetworkWatcher, type "
-                          f"{agent_type}) on the target and retry.", "properties.target")
+        raise bad_request(
+            "NetworkWatcherAgentNotInstalled",
+            f"The Network Watcher agent is not installed on "
+            f"'{target}'. Packet capture requires the Network Watcher agent VM extension: install "
+            f"the AzureNetworkWatcherExtension (publisher Microsoft.Azure.NetworkWatcher, type "
+            f"{agent_type}) on the target and retry.",
+            "properties.target",
+        )
 
     out: dict[str, Any] = {"target": target, "targetType": target_type}
     if scope_out is not None:
         out["scope"] = scope_out
-    out.update({"bytesToCapturePerPacket": bpp, "totalBytesPerSession": total, "timeLimitInSeconds": limit,
-                "storageLocation": loc_out, "filters": filters})
+    out.update(
+        {
+            "bytesToCapturePerPacket": bpp,
+            "totalBytesPerSession": total,
+            "timeLimitInSeconds": limit,
+            "storageLocation": loc_out,
+            "filters": filters,
+        }
+    )
     if continuous is not None:
         out["continuousCapture"] = continuous
     if settings_out is not None:
         out["captureSettings"] = settings_out
     return Capture(
-        id=capture_id, name=name, watcher=watcher, subscription_id=world.subscription_id, properties=out,
-        target_id=target, targets=targets, behaviour=behaviour, time_limit=limit, total_bytes=total,
-        bytes_per_packet=bpp, storage_id=storage_id, storage_path=storage_path,
-        local_path=file_path or local_path, created=now, agent_start_seconds=agent_start_seconds,
+        id=capture_id,
+        name=name,
+        watcher=watcher,
+        subscription_id=world.subscription_id,
+        properties=out,
+        target_id=target,
+        targets=targets,
+        behaviour=behaviour,
+        time_limit=limit,
+        total_bytes=total,
+        bytes_per_packet=bpp,
+        storage_id=storage_id,
+        storage_path=storage_path,
+        local_path=file_path or local_path,
+        created=now,
+        agent_start_seconds=agent_start_seconds,
         provisioning_seconds=provisioning_seconds,
     )
 
@@ -582,6 +740,9 @@ def build_capture(
 def check_name(name: str) -> None:
     if not _NAME_RE.match(name):
         # ARM-style naming rule (1-80 chars, letters/digits/_ . -); code and rule are the emulator's choice.
-        raise bad_request("InvalidResourceName", f"Resource name {name} is invalid. The name can be up to 80 "
-                          "characters long. It must begin with a word character, and it must end with a word "
-                          "character or with '_'. The name may contain word characters or '.', '-', '_'.")
+        raise bad_request(
+            "InvalidResourceName",
+            f"Resource name {name} is invalid. The name can be up to 80 "
+            "characters long. It must begin with a word character, and it must end with a word "
+            "character or with '_'. The name may contain word characters or '.', '-', '_'.",
+        )

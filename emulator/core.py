@@ -32,7 +32,9 @@ from .world import Identity, NetworkWatcher, ScaleSet, VirtualMachine, World
 
 _LOG = logging.getLogger("emulator")
 IDENTITY_PATH = "/msi/token"
-IDENTITY_API_VERSION = "2019-08-01"  # what azure-identity 1.27 / msal send for App Service [SDK msal/managed_identity.py]
+IDENTITY_API_VERSION = (
+    "2019-08-01"  # what azure-identity 1.27 / msal send for App Service [SDK msal/managed_identity.py]
+)
 
 StoppedHook = Callable[[StoppedCapture], None]
 
@@ -93,9 +95,13 @@ class Emulator:
         self.world = World.load(world)
         self.clock = Clock(time_scale)
         self.faults = Faults(seed)
-        self.config = ArmConfig(page_size=page_size, retry_after=retry_after,
-                                lro_in_progress_polls=lro_in_progress_polls, operation_seconds=operation_seconds,
-                                agent_start_seconds=agent_start_seconds)
+        self.config = ArmConfig(
+            page_size=page_size,
+            retry_after=retry_after,
+            lro_in_progress_polls=lro_in_progress_polls,
+            operation_seconds=operation_seconds,
+            agent_start_seconds=agent_start_seconds,
+        )
         self.arm = ArmService(self.world, self.clock, self.config)
         self.on_capture_stopped: StoppedHook | None = on_capture_stopped
         self.latency = latency
@@ -132,8 +138,9 @@ class Emulator:
         self._cert_path, self._key_path = ensure_certificate(cert_dir)
         self._issuer = TokenIssuer(self.world.tenant_id)
         self._stopping.clear()
-        self._arm_server = HttpServer(self._host, self._port, self._arm_app,
-                                      tls_context(str(self._cert_path), str(self._key_path)))
+        self._arm_server = HttpServer(
+            self._host, self._port, self._arm_app, tls_context(str(self._cert_path), str(self._key_path))
+        )
         self._identity_server = HttpServer(self._host, self._identity_port, self._identity_app)
         self._arm_server.start("arm-emulator")
         self._identity_server.start("identity-emulator")
@@ -144,9 +151,12 @@ class Emulator:
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
-        for server in (self._arm_server, self._identity_server):
-            if server is not None:
-                server.stop()
+        servers = [s for s in (self._arm_server, self._identity_server) if s is not None]
+        stoppers = [threading.Thread(target=s.stop, daemon=True) for s in servers]
+        for t in stoppers:  # in parallel: each shutdown waits for its serve_forever poll
+            t.start()
+        for t in stoppers:
+            t.join(timeout=10)
         if self._ticker is not None:
             self._ticker.join(timeout=5)
         self._arm_server = self._identity_server = None
@@ -158,8 +168,9 @@ class Emulator:
     def __enter__(self) -> Emulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     @property
@@ -230,19 +241,29 @@ class Emulator:
 
     # ------------------------------------------------------------ tokens
 
-    def issue_token(self, resource: str = "https://management.azure.com", *, lifetime: float | None = None,
-                    identity: Identity | None = None) -> str:
+    def issue_token(
+        self,
+        resource: str = "https://management.azure.com",
+        *,
+        lifetime: float | None = None,
+        identity: Identity | None = None,
+    ) -> str:
         """A token as the identity endpoint would issue it (``lifetime`` < 0 gives an expired one)."""
         return self._issue(resource, lifetime=lifetime, identity=identity)[0]
 
-    def _issue(self, resource: str, *, lifetime: float | None = None,
-               identity: Identity | None = None) -> tuple[str, int]:
+    def _issue(
+        self, resource: str, *, lifetime: float | None = None, identity: Identity | None = None
+    ) -> tuple[str, int]:
         if self._issuer is None:
             raise RuntimeError("the emulator is not started")
         ident = identity or self.world.identity
-        return self._issuer.issue(resource, object_id=ident.principal_id, client_id=ident.client_id,
-                                  lifetime=self.token_lifetime if lifetime is None else lifetime,
-                                  mi_resource_id=ident.resource_id)
+        return self._issuer.issue(
+            resource,
+            object_id=ident.principal_id,
+            client_id=ident.client_id,
+            lifetime=self.token_lifetime if lifetime is None else lifetime,
+            mi_resource_id=ident.resource_id,
+        )
 
     def credential(self) -> Any:
         """A ``TokenCredential`` getting tokens directly from this emulator (no identity-endpoint calls)."""
@@ -294,18 +315,29 @@ class Emulator:
             if file_path:
                 loc["filePath"] = file_path
             props: dict[str, Any] = {
-                "target": target_id, "targetType": "AzureVMSS" if isinstance(res, ScaleSet) else "AzureVM",
-                "timeLimitInSeconds": time_limit_in_seconds, "bytesToCapturePerPacket": bytes_to_capture_per_packet,
-                "totalBytesPerSession": total_bytes_per_session, "storageLocation": loc,
+                "target": target_id,
+                "targetType": "AzureVMSS" if isinstance(res, ScaleSet) else "AzureVM",
+                "timeLimitInSeconds": time_limit_in_seconds,
+                "bytesToCapturePerPacket": bytes_to_capture_per_packet,
+                "totalBytesPerSession": total_bytes_per_session,
+                "storageLocation": loc,
             }
             props.update(properties or {})
             now = self.clock.now()
             created = now - age_seconds
             if name.lower() in self.arm.by_watcher.get(nw.id.lower(), {}):
-                raise ArmError(409, "PacketCaptureAlreadyExists", f"A packet capture named '{name}' already exists.")
-            cap = build_capture(self.world, nw, name, json.dumps({"properties": props}).encode(), now=created,
-                                agent_start_seconds=self.config.agent_start_seconds,
-                                provisioning_seconds=self.config.operation_seconds)
+                raise ArmError(
+                    409, "PacketCaptureAlreadyExists", f"A packet capture named '{name}' already exists."
+                )
+            cap = build_capture(
+                self.world,
+                nw,
+                name,
+                json.dumps({"properties": props}).encode(),
+                now=created,
+                agent_start_seconds=self.config.agent_start_seconds,
+                provisioning_seconds=self.config.operation_seconds,
+            )
             cap.provisioned = True
             self.arm.add_capture(cap)
         self._process_due(self.clock.now())
@@ -318,7 +350,8 @@ class Emulator:
             found = self.world.watcher_in(region)
         else:
             found = self.world.watcher(watcher) or next(
-                (w for w in self.world.watchers() if w.name.lower() == watcher.lower()), None)
+                (w for w in self.world.watchers() if w.name.lower() == watcher.lower()), None
+            )
         if found is None:
             raise KeyError(f"no network watcher {watcher or 'in region ' + region}")
         return found
@@ -341,7 +374,9 @@ class Emulator:
         for cap, records in self.arm.collect_stopped(now):
             try:
                 hook = self.on_capture_stopped
-                for rec in records if hook is not None else ():
+                for rec in records:
+                    if hook is None:
+                        break
                     try:
                         hook(rec)
                     except Exception:
@@ -382,10 +417,13 @@ class Emulator:
         self._identity_log.clear()
 
     def count(self, method: str | None = None, path: str | None = None) -> int:
-        """Number of logged ARM requests with this method and whose path contains ``path`` (case-insensitive)."""
+        """Logged ARM requests with this method whose path contains ``path`` (case-insensitive)."""
         needle = path.lower() if path else None
-        return sum(1 for r in self._arm_log if (method is None or r.method == method.upper())
-                   and (needle is None or needle in r.path.lower()))
+        return sum(
+            1
+            for r in self._arm_log
+            if (method is None or r.method == method.upper()) and (needle is None or needle in r.path.lower())
+        )
 
     # ------------------------------------------------------------ HTTP apps
 
@@ -393,18 +431,42 @@ class Emulator:
         if seconds > 0:
             self._stopping.wait(seconds)
 
-    def _record(self, endpoint: str, method: str, path: str, query: dict[str, str], headers: Any, status: int,
-                started: float, t0: float, fault: FaultRule | None) -> None:
+    def _record(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: Any,
+        status: int,
+        started: float,
+        t0: float,
+        fault: FaultRule | None,
+    ) -> None:
         ua = headers.get("User-Agent") or ""
         rec = RequestRecord(
-            timestamp=started, endpoint=endpoint, method=method, path=path, query=query, status=status,
-            duration=time.perf_counter() - t0, user_agent=ua, client=ua.split(" ", 1)[0],
-            client_request_id=headers.get("x-ms-client-request-id"), fault=_describe(fault),
+            timestamp=started,
+            endpoint=endpoint,
+            method=method,
+            path=path,
+            query=query,
+            status=status,
+            duration=time.perf_counter() - t0,
+            user_agent=ua,
+            client=ua.split(" ", 1)[0],
+            client_request_id=headers.get("x-ms-client-request-id"),
+            fault=_describe(fault),
         )
         (self._arm_log if endpoint == "arm" else self._identity_log).append(rec)
 
-    def _with_faults(self, endpoint: str, method: str, raw_path: str, headers: Any,
-                     serve: Callable[[str, dict[str, str]], Response]) -> Response | None:
+    def _with_faults(
+        self,
+        endpoint: str,
+        method: str,
+        raw_path: str,
+        headers: Any,
+        serve: Callable[[str, dict[str, str]], Response],
+    ) -> Response | None:
         started, t0 = time.time(), time.perf_counter()
         path, _, qs = raw_path.partition("?")
         query = {k: v[-1] for k, v in parse_qs(qs, keep_blank_values=True).items()}
@@ -426,15 +488,31 @@ class Emulator:
                     ra = rule.retry_after
                     hdrs.append(("Retry-After", str(int(ra)) if float(ra).is_integer() else str(ra)))
                 response = Response(rule.status, _dump(rule.error_body()), hdrs)
-        self._record(endpoint, method, path, query, headers, 0 if response is None else response.status,
-                     started, t0, rule)
+        self._record(
+            endpoint,
+            method,
+            path,
+            query,
+            headers,
+            0 if response is None else response.status,
+            started,
+            t0,
+            rule,
+        )
         return response
 
     def _arm_app(self, method: str, raw_path: str, headers: Any, body: bytes) -> Response | None:
-        return self._with_faults("arm", method, raw_path, headers,
-                                 lambda path, query: self._serve_arm(method, path, query, headers, body))
+        return self._with_faults(
+            "arm",
+            method,
+            raw_path,
+            headers,
+            lambda path, query: self._serve_arm(method, path, query, headers, body),
+        )
 
-    def _serve_arm(self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes) -> Response:
+    def _serve_arm(
+        self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes
+    ) -> Response:
         now = self.clock.now()
         self._process_due(now)
         host = headers.get("Host")
@@ -447,7 +525,11 @@ class Emulator:
             status, payload, hdrs = exc.status, exc.body(), list(exc.headers.items())
         except Exception:
             _LOG.exception("emulator bug serving %s %s", method, path)
-            status, payload, hdrs = 500, {"error": {"code": "InternalServerError", "message": "An error occurred."}}, []
+            status, payload, hdrs = (
+                500,
+                {"error": {"code": "InternalServerError", "message": "An error occurred."}},
+                [],
+            )
         self._process_due(now)
         if isinstance(payload, dict) and payload.get("packetCaptureStatus") == "Stopped":
             # queryStatus says Stopped: make sure the capture file hook (running in another thread) finished.
@@ -463,11 +545,15 @@ class Emulator:
         auth = headers.get("Authorization")
         if not auth:
             # ARM wording for a missing header.
-            raise _unauthorized("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+            raise _unauthorized(
+                "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."
+            )
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise _unauthorized("AuthenticationFailed", "Authentication failed. The 'Authorization' header is "
-                                "provided in an invalid format.")
+            raise _unauthorized(
+                "AuthenticationFailed",
+                "Authentication failed. The 'Authorization' header is provided in an invalid format.",
+            )
         assert self._issuer is not None
         try:
             claims = self._issuer.verify(token.strip())
@@ -476,14 +562,20 @@ class Emulator:
         if claims.audience not in ARM_AUDIENCES:
             raise _unauthorized(
                 "InvalidAuthenticationTokenAudience",
-                f"The access token has been obtained for wrong audience or resource '{claims.audience}'. It should "
+                f"The access token has been obtained for wrong audience or resource '{claims.audience}'. "
+                "It should "
                 "exactly match with one of the allowed audiences 'https://management.core.windows.net/',"
                 "'https://management.core.windows.net','https://management.azure.com/','https://management.azure.com'.",
             )
 
     def _identity_app(self, method: str, raw_path: str, headers: Any, body: bytes) -> Response | None:
-        return self._with_faults("identity", method, raw_path, headers,
-                                 lambda path, query: self._serve_identity(method, path, query, headers))
+        return self._with_faults(
+            "identity",
+            method,
+            raw_path,
+            headers,
+            lambda path, query: self._serve_identity(method, path, query, headers),
+        )
 
     def _serve_identity(self, method: str, path: str, query: dict[str, str], headers: Any) -> Response:
         """App Service managed identity protocol, api-version 2019-08-01: GET ?resource=&api-version=
@@ -503,17 +595,32 @@ class Emulator:
             # App Service refuses a missing / wrong X-IDENTITY-HEADER with 401.
             return error(401, "Unauthorized: the X-IDENTITY-HEADER header is missing or invalid.")
         if query.get("api-version") != IDENTITY_API_VERSION:
-            return error(400, f"Unsupported api-version '{query.get('api-version')}': use {IDENTITY_API_VERSION}.")
+            return error(
+                400, f"Unsupported api-version '{query.get('api-version')}': use {IDENTITY_API_VERSION}."
+            )
         resource = query.get("resource")
         if not resource:
             return error(400, "The 'resource' query parameter is required.")
         identity = self._select_identity(query)
         if identity is None:
-            return error(400, "No User Assigned or Delegated Managed Identity found for specified "
-                              "ClientId/ResourceId/PrincipalId.")
+            return error(
+                400,
+                "No User Assigned or Delegated Managed Identity found for specified "
+                "ClientId/ResourceId/PrincipalId.",
+            )
         token, exp = self._issue(resource, identity=identity)
-        return Response(200, _dump({"access_token": token, "expires_on": str(exp), "resource": resource,
-                                    "token_type": "Bearer", "client_id": identity.client_id}))
+        return Response(
+            200,
+            _dump(
+                {
+                    "access_token": token,
+                    "expires_on": str(exp),
+                    "resource": resource,
+                    "token_type": "Bearer",
+                    "client_id": identity.client_id,
+                }
+            ),
+        )
 
     def _select_identity(self, query: dict[str, str]) -> Identity | None:
         idents = self.world.identities()
@@ -523,15 +630,20 @@ class Emulator:
             if query.get(key):
                 return next((i for i in idents if i.principal_id.lower() == query[key].lower()), None)
         if query.get("mi_res_id"):
-            return next((i for i in idents if (i.resource_id or "").lower() == query["mi_res_id"].lower()), None)
+            return next(
+                (i for i in idents if (i.resource_id or "").lower() == query["mi_res_id"].lower()), None
+            )
         return self.world.identity
 
 
 def _unauthorized(code: str, message: str) -> ArmError:
-    # ARM's 401 challenge. error="invalid_token" makes ARMChallengeAuthenticationPolicy.on_challenge return False
+    # ARM's 401 challenge. error="invalid_token" makes ARMChallengeAuthenticationPolicy.on_challenge return
+    # False
     # (only "insufficient_claims" is retried), so the SDK surfaces ClientAuthenticationError without looping.
-    challenge = (f'Bearer authorization_uri="https://login.windows.net/", error="invalid_token", '
-                 f'error_description="{message.replace(chr(34), chr(39))}"')
+    challenge = (
+        f'Bearer authorization_uri="https://login.windows.net/", error="invalid_token", '
+        f'error_description="{message.replace(chr(34), chr(39))}"'
+    )
     return ArmError(401, code, message, headers={"WWW-Authenticate": challenge})
 
 

@@ -49,12 +49,20 @@ __all__ = [
     "GeneratedCapture",
     "Truth",
     "generate",
+    "generate_for_capture",
     "write_capture",
 ]
 
 Format = Literal["pcap", "pcapng"]
 
-SCENARIOS: tuple[str, ...] = ("web", "synflood", "retransmissions", "dns-failures", "unreachable", "zero-window")
+SCENARIOS: tuple[str, ...] = (
+    "web",
+    "synflood",
+    "retransmissions",
+    "dns-failures",
+    "unreachable",
+    "zero-window",
+)
 
 VM = "10.0.0.4"
 DB = "10.0.1.9"
@@ -74,7 +82,7 @@ _NATIVE_LE = sys.byteorder == "little"
 
 _FIN, _SYN, _RST, _PSH, _ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 # MSS 1460, SACK permitted, NOP, window scale 7, NOP NOP: a 32-byte TCP header on SYN and SYN-ACK.
-_SYN_OPTIONS = bytes.fromhex("020405b4" "0402" "01" "030307" "0101")
+_SYN_OPTIONS = bytes.fromhex("020405b40402010303070101")
 _MSS = 1460
 
 _NORMAL_NAMES = (
@@ -87,7 +95,11 @@ _NORMAL_NAMES = (
     "vault.azure.net",
     "time.windows.com",
 )
-_NX_NAMES = (("api.internal.example", 6), ("api.internal.example.reddog.microsoft.com", 2), ("old-cache.internal.example", 1))
+_NX_NAMES = (
+    ("api.internal.example", 6),
+    ("api.internal.example.reddog.microsoft.com", 2),
+    ("old-cache.internal.example", 1),
+)
 _SERVFAIL_NAMES = (("metrics.partner.example", 3), ("cdn.partner.example", 1))
 
 _IP4 = struct.Struct("!BBHHHBBH4s4s")
@@ -226,9 +238,9 @@ class _Dir:
 
     __slots__ = (
         "conv",
+        "dport",
         "dst",
         "dst_b",
-        "dport",
         "eth",
         "gen",
         "inbound",
@@ -242,7 +254,9 @@ class _Dir:
         "src_b",
     )
 
-    def __init__(self, gen: _Gen, src: str, dst: str, proto: int, sport: int, dport: int, service: str) -> None:
+    def __init__(
+        self, gen: _Gen, src: str, dst: str, proto: int, sport: int, dport: int, service: str
+    ) -> None:
         self.gen = gen
         self.src, self.dst, self.proto, self.sport, self.dport = src, dst, proto, sport, dport
         self.src_b, self.dst_b = _ip(src), _ip(dst)
@@ -250,7 +264,10 @@ class _Dir:
         self.eth = (_VM_MAC + _GW_MAC if self.inbound else _GW_MAC + _VM_MAC) + b"\x08\x00"
         ttl = 64 if not self.inbound else 52 if not src.startswith("10.") else 64
         # IPv4 header words that do not change: version/IHL/TOS, flags (DF), TTL/proto, addresses.
-        self.ip_base = (ttl, _sum16(bytes([0x45, 0, 0, 0, 0, 0, 0x40, 0, ttl, proto, 0, 0]) + self.src_b + self.dst_b))
+        self.ip_base = (
+            ttl,
+            _sum16(bytes([0x45, 0, 0, 0, 0, 0, 0x40, 0, ttl, proto, 0, 0]) + self.src_b + self.dst_b),
+        )
         self.pseudo = _sum16(self.src_b + self.dst_b + bytes([0, proto]))
         self.ip_id = gen.rng.randrange(1, 0xFFFF)
         a, b = sorted([(src, sport), (dst, dport)])
@@ -357,7 +374,9 @@ class _Conn:
         self.established = True
         return t3 + (g.rng.randrange(5 * _US, 50 * _US))
 
-    def send(self, t: int, from_client: bool, nbytes: int, *, loss: float = 0.0, payload: bytes | None = None) -> int:
+    def send(
+        self, t: int, from_client: bool, nbytes: int, *, loss: float = 0.0, payload: bytes | None = None
+    ) -> int:
         """Send a message; returns when (at the VM) the receiver's answer could first be seen."""
         g = self.gen
         tx, rx, tx_isn, rx_isn = self._side(from_client)
@@ -605,7 +624,9 @@ class _Gen:
             cap = len(frame)
             truth.captured_bytes += cap
             if not pcapng:
-                out.append(rec(t // 1_000_000_000, (t % 1_000_000_000) // (1 if self.nano else 1000), cap, wire))
+                out.append(
+                    rec(t // 1_000_000_000, (t % 1_000_000_000) // (1 if self.nano else 1000), cap, wire)
+                )
                 out.append(frame)
                 size += 16 + cap
             else:
@@ -684,7 +705,9 @@ class _Gen:
         t = c.send(t + 50 * _US, False, 120, payload=self.pg_pool)
         for _ in range(rng.randrange(1, 4)):
             t = c.send(t + rng.randrange(100, 2000) * _US, True, rng.randrange(60, 400), payload=self.pg_pool)
-            t = c.send(t + rng.randrange(200, 3000) * _US, False, rng.randrange(200, 6000), payload=self.pg_pool)
+            t = c.send(
+                t + rng.randrange(200, 3000) * _US, False, rng.randrange(200, 6000), payload=self.pg_pool
+            )
         c.close(t + rng.randrange(1, 5) * _MS, by_client=True)
 
     def _dns(self, t: int, name: str, rcode: int) -> None:
@@ -698,10 +721,16 @@ class _Gen:
         q.udp(t, struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + question)
         answers = b""
         if rcode == 0:
-            answers = b"\xc0\x0c\x00\x01\x00\x01" + struct.pack("!IH", rng.randrange(10, 3600), 4) + rng.randbytes(4)
+            answers = (
+                b"\xc0\x0c\x00\x01\x00\x01"
+                + struct.pack("!IH", rng.randrange(10, 3600), 4)
+                + rng.randbytes(4)
+            )
         flags = 0x8180 | rcode
         latency = rng.randrange(300, 2500) * _US if rcode != 2 else rng.randrange(200, 2000) * _MS
-        r.udp(t + latency, struct.pack("!HHHHHH", qid, flags, 1, 1 if answers else 0, 0, 0) + question + answers)
+        r.udp(
+            t + latency, struct.pack("!HHHHHH", qid, flags, 1, 1 if answers else 0, 0, 0) + question + answers
+        )
         tr = self.truth
         tr.dns_queries += 1
         tr.dns_responses += 1
@@ -745,7 +774,9 @@ class _Gen:
         rng = self.rng
         if not self.pool_conns:
             for _ in range(3):
-                c = _Conn(self, VM, self.port(VM), DB, 5432, rtt=rng.randrange(700, 1500) * _US, remote_gap=15 * _US)
+                c = _Conn(
+                    self, VM, self.port(VM), DB, 5432, rtt=rng.randrange(700, 1500) * _US, remote_gap=15 * _US
+                )
                 self.pool_conns.append(c)
         c = min(self.pool_conns, key=lambda conn: conn.busy_until)
         t = max(t, c.busy_until)
@@ -889,14 +920,34 @@ def _simulate(
     scale = 1.0
     if target_bytes is not None:
         # a short pilot run of the same mix tells the bytes per second; scale the arrival rates to fit
-        pilot = _Gen(scenario, seed=seed + 7919, start=start, duration_s=5.0, snaplen=snaplen, fmt=fmt,
-                     nanosecond=nanosecond, big_endian=big_endian, out=None)
+        pilot = _Gen(
+            scenario,
+            seed=seed + 7919,
+            start=start,
+            duration_s=5.0,
+            snaplen=snaplen,
+            fmt=fmt,
+            nanosecond=nanosecond,
+            big_endian=big_endian,
+            out=None,
+        )
         pilot.run()
         pilot.finish()
         per_s = max(1.0, pilot.truth.file_bytes / 5.0)
-        scale = max(0.05, target_bytes / (per_s * max(duration_s, 0.001)))
-    g = _Gen(scenario, seed=seed, start=start, duration_s=duration_s, snaplen=snaplen, fmt=fmt,
-             nanosecond=nanosecond, big_endian=big_endian, out=out, rate_scale=scale, target_bytes=target_bytes)
+        scale = max(0.001, target_bytes / (per_s * max(duration_s, 0.001)))
+    g = _Gen(
+        scenario,
+        seed=seed,
+        start=start,
+        duration_s=duration_s,
+        snaplen=snaplen,
+        fmt=fmt,
+        nanosecond=nanosecond,
+        big_endian=big_endian,
+        out=out,
+        rate_scale=scale,
+        target_bytes=target_bytes,
+    )
     g.run()
     data = g.finish()
     return data, g.truth
@@ -924,8 +975,18 @@ def generate(
     pcap variants. With ``target_bytes`` the arrival rates are scaled so the file is about that big and
     spans about ``duration_s`` (it stops once the target is reached).
     """
-    data, truth = _simulate(scenario, duration_s=duration_s, start=start, snaplen=snaplen, seed=seed, fmt=fmt,
-                            nanosecond=nanosecond, big_endian=big_endian, target_bytes=target_bytes, out=None)
+    data, truth = _simulate(
+        scenario,
+        duration_s=duration_s,
+        start=start,
+        snaplen=snaplen,
+        seed=seed,
+        fmt=fmt,
+        nanosecond=nanosecond,
+        big_endian=big_endian,
+        target_bytes=target_bytes,
+        out=None,
+    )
     return GeneratedCapture(data=data, truth=truth)
 
 
@@ -946,9 +1007,56 @@ def write_capture(
     target = Path(path)
     with target.open("wb") as fh:
         buffered = io.BufferedWriter(fh, buffer_size=1 << 20) if not isinstance(fh, io.BufferedWriter) else fh
-        _, truth = _simulate(scenario, duration_s=duration_s, start=start, snaplen=snaplen, seed=seed, fmt=fmt,
-                             nanosecond=nanosecond, big_endian=big_endian, target_bytes=target_bytes, out=buffered)
+        _, truth = _simulate(
+            scenario,
+            duration_s=duration_s,
+            start=start,
+            snaplen=snaplen,
+            seed=seed,
+            fmt=fmt,
+            nanosecond=nanosecond,
+            big_endian=big_endian,
+            target_bytes=target_bytes,
+            out=buffered,
+        )
     return GeneratedCapture(data=b"", truth=truth, path=target)
+
+
+DEFAULT_MAX_BYTES = 8_000_000
+
+
+def generate_for_capture(
+    *,
+    scenario: str | None,
+    start: datetime,
+    stop: datetime,
+    bytes_per_packet: int = 0,
+    total_bytes_per_session: int | None = None,
+    traffic_bytes_per_second: float | None = None,
+    seed: int = 0,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> GeneratedCapture:
+    """The file an emulated capture leaves behind when it stops (the emulator's stop hook calls this).
+
+    ``scenario`` is the VM's scenario from the world file (unknown or None: ``web``). The file spans
+    ``start``..``stop``, uses ``bytes_per_packet`` as snap length and is at most ``total_bytes_per_session``
+    (Network Watcher's limit) and ``max_bytes`` (keeps the local emulator quick); with
+    ``traffic_bytes_per_second`` the traffic is scaled to that rate. Capture filters are not applied.
+    """
+    duration = max(0.5, (stop - start).total_seconds())
+    limits = [max_bytes]
+    if total_bytes_per_session:
+        limits.append(total_bytes_per_session)
+    if traffic_bytes_per_second:
+        limits.append(int(traffic_bytes_per_second * duration))
+    return generate(
+        scenario if scenario in SCENARIOS else "web",
+        duration_s=duration,
+        start=start,
+        snaplen=bytes_per_packet,
+        seed=seed,
+        target_bytes=max(4096, min(limits)),
+    )
 
 
 def _main(argv: list[str] | None = None) -> int:
@@ -964,9 +1072,15 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=("pcap", "pcapng"), default="pcap")
     parser.add_argument("--size-mb", type=float, default=None)
     args = parser.parse_args(argv)
-    result = write_capture(args.path, args.scenario, duration_s=args.duration, snaplen=args.snaplen,
-                           seed=args.seed, fmt=args.format,
-                           target_bytes=int(args.size_mb * 1e6) if args.size_mb else None)
+    result = write_capture(
+        args.path,
+        args.scenario,
+        duration_s=args.duration,
+        snaplen=args.snaplen,
+        seed=args.seed,
+        fmt=args.format,
+        target_bytes=int(args.size_mb * 1e6) if args.size_mb else None,
+    )
     summary = result.truth.to_dict()
     for key in ("talker_bytes", "talker_packets", "service_bytes", "dns_query_names"):
         summary.pop(key)

@@ -6,6 +6,7 @@ connection's own thread (a slow client never blocks ``accept``), no per-request 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
@@ -50,10 +51,8 @@ class _Handler(BaseHTTPRequestHandler):
         result = self.server.app(self.command, self.path, self.headers, body)
         if result is None:  # injected "dropped connection"
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         head = [f"HTTP/1.1 {result.status} {_REASONS.get(result.status, 'Unknown')}\r\n"]
         if result.content_type and result.body:
@@ -106,8 +105,9 @@ class HttpServer(ThreadingHTTPServer):
         _LOG.debug("connection error from %s", client_address, exc_info=True)
 
     def start(self, name: str) -> None:
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, name=name,
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.02}, name=name, daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -116,10 +116,8 @@ class HttpServer(ThreadingHTTPServer):
         with self._conns_lock:
             conns = list(self._conns)
         for conn in conns:  # wake handler threads parked on idle keep-alive connections
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self._thread is not None:
             self._thread.join(timeout=5)
 

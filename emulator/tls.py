@@ -1,7 +1,8 @@
 """Self-signed TLS certificate for the local emulators (ARM here, Azurite later).
 
 One RSA-2048 certificate, valid for ``IP:127.0.0.1``, ``IP:::1`` and ``DNS:localhost``. It is its own
-trust anchor: clients trust it through ``REQUESTS_CA_BUNDLE=<cert_path>`` or ``connection_verify=<cert_path>``.
+trust anchor: clients trust it through ``REQUESTS_CA_BUNDLE=<cert_path>`` or
+``connection_verify=<cert_path>``.
 It carries ``basicConstraints CA:TRUE`` + ``keyCertSign`` so OpenSSL (and Node) accept it as a root, and
 ``serverAuth`` + the SAN so hostname checks pass for both ``127.0.0.1`` and ``localhost``.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import threading
 from pathlib import Path
 
 from cryptography import x509
@@ -24,6 +26,18 @@ _VALIDITY = dt.timedelta(days=30)
 _MIN_REMAINING = dt.timedelta(days=1)
 _SAN_IPS = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
 _SAN_DNS = ("localhost",)
+_KEY_LOCK = threading.Lock()
+_KEYS: dict[str, rsa.RSAPrivateKey] = {}
+
+
+def process_rsa_key(purpose: str) -> rsa.RSAPrivateKey:
+    """An RSA-2048 key generated once per process and purpose (key generation costs 50-300 ms; sharing it
+    keeps emulator start-up in the milliseconds when tests start many emulators)."""
+    with _KEY_LOCK:
+        key = _KEYS.get(purpose)
+        if key is None:
+            key = _KEYS[purpose] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return key
 
 
 def ensure_certificate(directory: str | os.PathLike[str], *, reuse: bool = True) -> tuple[Path, Path]:
@@ -46,7 +60,7 @@ def ensure_certificate(directory: str | os.PathLike[str], *, reuse: bool = True)
 
 def generate_certificate(common_name: str = "localhost") -> tuple[bytes, bytes]:
     """Return a fresh ``(cert_pem, key_pem)`` pair (unencrypted PKCS#8 key)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = process_rsa_key("tls")
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),

@@ -3,8 +3,9 @@
 Tokens look like the v1.0 tokens App Service managed identities get: ``aud`` is the requested resource
 exactly as sent (``https://management.azure.com``, ``https://storage.azure.com``), ``iss`` is
 ``https://sts.windows.net/<tenant>/``, plus ``oid``/``sub`` (principal id), ``appid`` (client id), ``tid``,
-``iat``/``nbf``/``exp`` and ``idtyp: app``. They are signed with a key generated per emulator instance, so
-only tokens this instance issued verify. Expiry is real wall-clock time (the SDK refreshes on wall time).
+``iat``/``nbf``/``exp`` and ``idtyp: app``. They are signed with an RSA key generated once per process, so
+only tokens an emulator of this process issued verify (and ``iss`` must name this world's tenant).
+Expiry is real wall-clock time (the SDK refreshes on wall time).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from .tls import process_rsa_key
 
 ARM_AUDIENCES = frozenset(
     {
@@ -63,7 +66,7 @@ class TokenIssuer:
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
         self.issuer = f"https://sts.windows.net/{tenant_id}/"
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._key: rsa.RSAPrivateKey = process_rsa_key("jwt")
         self._public = self._key.public_key()
         self._kid = _b64(uuid.uuid4().bytes)
         self._cache: dict[str, TokenClaims] = {}
@@ -78,7 +81,7 @@ class TokenIssuer:
         lifetime: float = 86400,
         mi_resource_id: str | None = None,
     ) -> tuple[str, int]:
-        """Return ``(jwt, expires_on_epoch_seconds)``. A negative ``lifetime`` gives an already expired token."""
+        """Return ``(jwt, expires_on_epoch_seconds)``; a negative ``lifetime`` gives an expired token."""
         now = int(time.time())
         exp = now + int(lifetime)
         header = {"typ": "JWT", "alg": "RS256", "x5t": self._kid, "kid": self._kid}
@@ -144,12 +147,13 @@ class TokenIssuer:
         if not isinstance(header, dict) or not isinstance(claims, dict) or header.get("alg") != "RS256":
             raise invalid
         try:
-            self._public.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"), padding.PKCS1v15(),
-                                hashes.SHA256())
+            self._public.verify(
+                signature, f"{parts[0]}.{parts[1]}".encode("ascii"), padding.PKCS1v15(), hashes.SHA256()
+            )
         except (InvalidSignature, UnicodeEncodeError) as exc:
             raise TokenError(
                 "InvalidAuthenticationToken",
-                "The access token is invalid: the signature was not issued by this emulator's identity endpoint.",
+                "The access token is invalid: its signature is not from this emulator's identity endpoint.",
             ) from exc
         if claims.get("iss") != self.issuer:
             raise TokenError(

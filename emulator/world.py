@@ -100,7 +100,10 @@ class Behaviour:
         if prov is True:
             prov_error = ("InternalServerError", "An error occurred.")
         elif isinstance(prov, dict):
-            prov_error = (str(prov.get("code", "InternalServerError")), str(prov.get("message", "An error occurred.")))
+            prov_error = (
+                str(prov.get("code", "InternalServerError")),
+                str(prov.get("message", "An error occurred.")),
+            )
         elif prov not in (False, None):
             raise WorldError(f"{where}: provisioningFails must be true/false or {{code, message}}")
         rate = d.get("trafficBytesPerSecond")
@@ -251,7 +254,10 @@ class GenericResource:
 
     @property
     def id(self) -> str:
-        return f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}/providers/{self.type}/{self.name}"
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/{self.type}/{self.name}"
+        )
 
 
 @dataclass
@@ -327,41 +333,60 @@ class World:
         )
         for i, ua in enumerate(data.get("userAssignedIdentities", [])):
             try:
-                world.user_assigned.append(Identity(str(ua["principalId"]), str(ua["clientId"]), ua.get("resourceId")))
+                world.user_assigned.append(
+                    Identity(str(ua["principalId"]), str(ua["clientId"]), ua.get("resourceId"))
+                )
             except KeyError as exc:
                 raise WorldError(f"userAssignedIdentities[{i}]: missing {exc}") from exc
         for i, rg in enumerate(data.get("resourceGroups", [])):
-            world.add_resource_group(_req(rg, "name", f"resourceGroups[{i}]"), _req(rg, "location", f"resourceGroups[{i}]"))
+            world.add_resource_group(
+                _req(rg, "name", f"resourceGroups[{i}]"), _req(rg, "location", f"resourceGroups[{i}]")
+            )
         for i, nw in enumerate(data.get("networkWatchers", [])):
             where = f"networkWatchers[{i}]"
-            world.add_watcher(_req(nw, "name", where), resource_group=_req(nw, "resourceGroup", where),
-                              location=_req(nw, "location", where))
+            world.add_watcher(
+                _req(nw, "name", where),
+                resource_group=_req(nw, "resourceGroup", where),
+                location=_req(nw, "location", where),
+            )
         for i, st in enumerate(data.get("storageAccounts", [])):
             where = f"storageAccounts[{i}]"
             world.add_storage_account(
-                _req(st, "name", where), resource_group=_req(st, "resourceGroup", where),
-                location=_req(st, "location", where), sku=str(st.get("sku", "Standard_LRS")),
+                _req(st, "name", where),
+                resource_group=_req(st, "resourceGroup", where),
+                location=_req(st, "location", where),
+                sku=str(st.get("sku", "Standard_LRS")),
                 kind=str(st.get("kind", "StorageV2")),
             )
         for i, vm in enumerate(data.get("virtualMachines", [])):
             where = f"virtualMachines[{i}]"
             world.add_vm(
-                _req(vm, "name", where), resource_group=_req(vm, "resourceGroup", where),
-                location=_req(vm, "location", where), os_type=str(vm.get("osType", "Linux")),
-                agent=bool(vm.get("agent", True)), scenario=vm.get("scenario"),
-                behaviour=Behaviour.from_dict(vm, where), size=str(vm.get("size", "Standard_D2s_v3")),
+                _req(vm, "name", where),
+                resource_group=_req(vm, "resourceGroup", where),
+                location=_req(vm, "location", where),
+                os_type=str(vm.get("osType", "Linux")),
+                agent=bool(vm.get("agent", True)),
+                scenario=vm.get("scenario"),
+                behaviour=Behaviour.from_dict(vm, where),
+                size=str(vm.get("size", "Standard_D2s_v3")),
                 agent_extension_name=str(vm.get("agentExtensionName", "AzureNetworkWatcherExtension")),
-                extensions=_extra_extensions(vm, where), tags=dict(vm.get("tags", {})),
+                extensions=_extra_extensions(vm, where),
+                tags=dict(vm.get("tags", {})),
             )
         for i, ss in enumerate(data.get("scaleSets", [])):
             where = f"scaleSets[{i}]"
             world.add_scale_set(
-                _req(ss, "name", where), resource_group=_req(ss, "resourceGroup", where),
-                location=_req(ss, "location", where), instances=[str(x) for x in ss.get("instances", ["0", "1", "2"])],
-                os_type=str(ss.get("osType", "Linux")), agent=bool(ss.get("agent", True)),
-                scenario=ss.get("scenario"), behaviour=Behaviour.from_dict(ss, where),
+                _req(ss, "name", where),
+                resource_group=_req(ss, "resourceGroup", where),
+                location=_req(ss, "location", where),
+                instances=[str(x) for x in ss.get("instances", ["0", "1", "2"])],
+                os_type=str(ss.get("osType", "Linux")),
+                agent=bool(ss.get("agent", True)),
+                scenario=ss.get("scenario"),
+                behaviour=Behaviour.from_dict(ss, where),
                 agent_extension_name=str(ss.get("agentExtensionName", "AzureNetworkWatcherExtension")),
-                extensions=_extra_extensions(ss, where), tags=dict(ss.get("tags", {})),
+                extensions=_extra_extensions(ss, where),
+                tags=dict(ss.get("tags", {})),
             )
         unrelated = int(data.get("unrelatedResources", 0))
         if unrelated:
@@ -411,9 +436,16 @@ class World:
         """Add a VM. ``behaviour_kw`` are :class:`Behaviour` fields (``failure=``, ``agent_stuck=``, ...)."""
         os_type = _os(os_type, name)
         vm = VirtualMachine(
-            self.subscription_id, name, resource_group, location.lower(), os_type, scenario,
-            behaviour or Behaviour(**behaviour_kw), _extensions(os_type, agent, agent_extension_name, extensions),
-            size, dict(tags or {}),
+            self.subscription_id,
+            name,
+            resource_group,
+            location.lower(),
+            os_type,
+            scenario,
+            behaviour or Behaviour(**behaviour_kw),
+            _extensions(os_type, agent, agent_extension_name, extensions),
+            size,
+            dict(tags or {}),
         )
         with self.lock:
             self._check_unique(vm.id)
@@ -440,9 +472,16 @@ class World:
     ) -> ScaleSet:
         os_type = _os(os_type, name)
         ss = ScaleSet(
-            self.subscription_id, name, resource_group, location.lower(), [str(i) for i in instances], os_type,
-            scenario, behaviour or Behaviour(**behaviour_kw),
-            _extensions(os_type, agent, agent_extension_name, extensions), tags=dict(tags or {}),
+            self.subscription_id,
+            name,
+            resource_group,
+            location.lower(),
+            [str(i) for i in instances],
+            os_type,
+            scenario,
+            behaviour or Behaviour(**behaviour_kw),
+            _extensions(os_type, agent, agent_extension_name, extensions),
+            tags=dict(tags or {}),
         )
         with self.lock:
             self._check_unique(ss.id)
@@ -452,7 +491,13 @@ class World:
         return ss
 
     def add_storage_account(
-        self, name: str, *, resource_group: str, location: str, sku: str = "Standard_LRS", kind: str = "StorageV2"
+        self,
+        name: str,
+        *,
+        resource_group: str,
+        location: str,
+        sku: str = "Standard_LRS",
+        kind: str = "StorageV2",
     ) -> StorageAccount:
         st = StorageAccount(self.subscription_id, name, resource_group, location.lower(), sku, kind)
         with self.lock:
@@ -484,17 +529,19 @@ class World:
         return res
 
     def add_unrelated_resources(self, count: int) -> None:
-        """Add ``count`` resources of unrelated types spread over 10 resource groups and the world's regions."""
+        """Add ``count`` resources of unrelated types over 10 resource groups and the world's regions."""
         with self.lock:
             regions = sorted(self.regions()) or ["eastus"]
             start = len(self._generic)
             for i in range(start, start + count):
                 self.add_generic(
-                    f"unrelated-{i:05d}", resource_group=f"rg-unrelated-{i % 10:02d}",
-                    location=regions[i % len(regions)], type=_UNRELATED_TYPES[i % len(_UNRELATED_TYPES)],
+                    f"unrelated-{i:05d}",
+                    resource_group=f"rg-unrelated-{i % 10:02d}",
+                    location=regions[i % len(regions)],
+                    type=_UNRELATED_TYPES[i % len(_UNRELATED_TYPES)],
                 )
 
-    # ---------------------------------------------------------------- queries (call with lock held or accept races)
+    # ---------------------------------------------------------------- queries (hold the lock or accept races)
 
     def regions(self) -> set[str]:
         with self.lock:
@@ -564,7 +611,9 @@ class World:
             raise KeyError(name)
         return found[0]
 
-    def iter_resources(self) -> Iterator[VirtualMachine | ScaleSet | StorageAccount | NetworkWatcher | GenericResource]:
+    def iter_resources(
+        self,
+    ) -> Iterator[VirtualMachine | ScaleSet | StorageAccount | NetworkWatcher | GenericResource]:
         """Top-level resources in listing order (watchers, storage, VMs, scale sets, unrelated)."""
         yield from self._watchers.values()
         yield from self._storage.values()
@@ -593,6 +642,12 @@ def _extra_extensions(d: dict[str, Any], where: str) -> list[Extension]:
     out = []
     for j, e in enumerate(d.get("extensions", [])):
         w = f"{where}.extensions[{j}]"
-        out.append(Extension(_req(e, "name", w), _req(e, "publisher", w), _req(e, "type", w),
-                             str(e.get("typeHandlerVersion", "1.0"))))
+        out.append(
+            Extension(
+                _req(e, "name", w),
+                _req(e, "publisher", w),
+                _req(e, "type", w),
+                str(e.get("typeHandlerVersion", "1.0")),
+            )
+        )
     return out

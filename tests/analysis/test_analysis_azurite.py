@@ -45,12 +45,21 @@ class ManagedIdentity:
         self.lifetime = lifetime
         self.scopes: list[str] = []
 
-    def get_token(self, *scopes: str, claims: str | None = None, tenant_id: str | None = None,
-                  enable_cae: bool = False, **kwargs: Any) -> AccessToken:
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
         self.scopes.extend(scopes)
         resource = scopes[0].removesuffix("/.default")
         token, expires_on = self.issuer.issue(
-            resource, object_id="11111111-2222-3333-4444-555555555555", client_id="app", lifetime=self.lifetime
+            resource,
+            object_id="11111111-2222-3333-4444-555555555555",
+            client_id="app",
+            lifetime=self.lifetime,
         )
         return AccessToken(token, expires_on)
 
@@ -77,11 +86,14 @@ class Chunks(io.RawIOBase):
         return n
 
 
-def test_capture_round_trip_with_bearer_token(azurite: Azurite, tls_files: tuple[Path, Path],
-                                              capture: CaptureFactory) -> None:
+def test_capture_round_trip_with_bearer_token(
+    azurite: Azurite, tls_files: tuple[Path, Path], capture: CaptureFactory
+) -> None:
     cert = str(tls_files[0])
     gen = capture("retransmissions")
-    url = upload_capture(azurite.blob_endpoint, dev_credential(), STORAGE_PATH, gen.data, connection_verify=cert)
+    url = upload_capture(
+        azurite.blob_endpoint, dev_credential(), STORAGE_PATH, gen.data, connection_verify=cert
+    )
     assert url == azurite_blob_url(azurite.blob_endpoint, STORAGE_PATH)
     assert url.startswith(f"https://127.0.0.1:{azurite.port}/{ACCOUNT}/network-watcher-logs/resourceId")
 
@@ -91,7 +103,8 @@ def test_capture_round_trip_with_bearer_token(azurite: Azurite, tls_files: tuple
     props = blob.get_blob_properties()
     assert props.size == len(gen.data)
     assert props.content_settings.content_type == "application/vnd.tcpdump.pcap"
-    assert identity.scopes and identity.scopes[0] == "https://storage.azure.com/.default"
+    assert identity.scopes
+    assert identity.scopes[0] == "https://storage.azure.com/.default"
 
     downloader = blob.download_blob(max_concurrency=1)
     findings = analyze(io.BufferedReader(Chunks(downloader.chunks()), buffer_size=1 << 20))
@@ -119,10 +132,14 @@ def test_expired_and_missing_tokens_are_refused(azurite: Azurite, tls_files: tup
 def test_storage_path_mapping() -> None:
     assert split_storage_path(STORAGE_PATH)[:2] == ("stcaptures", "network-watcher-logs")
     assert split_storage_path(STORAGE_PATH)[2].endswith("VM-APP-01/2024/05/14/capture-abc123.cap")
-    assert split_storage_path("https://127.0.0.1:10000/devstoreaccount1/c/a/b.cap") == ("devstoreaccount1", "c",
-                                                                                       "a/b.cap")
-    assert azurite_blob_url("https://127.0.0.1:1/devstoreaccount1/", "https://x.blob.core.windows.net/c/a b.cap") == (
-        "https://127.0.0.1:1/devstoreaccount1/c/a%20b.cap")
+    assert split_storage_path("https://127.0.0.1:10000/devstoreaccount1/c/a/b.cap") == (
+        "devstoreaccount1",
+        "c",
+        "a/b.cap",
+    )
+    assert azurite_blob_url(
+        "https://127.0.0.1:1/devstoreaccount1/", "https://x.blob.core.windows.net/c/a b.cap"
+    ) == ("https://127.0.0.1:1/devstoreaccount1/c/a%20b.cap")
     with pytest.raises(ValueError, match="container/blob"):
         split_storage_path("https://x.blob.core.windows.net/only-container")
     with pytest.raises(ValueError, match="not a blob URL"):

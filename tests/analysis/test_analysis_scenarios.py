@@ -6,11 +6,21 @@ import io
 import json
 import re
 import statistics
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from capture.analysis import Findings, analyze
-from emulator.pcapgen import DB, DNS_SERVER, FLOOD_SOURCES, SCENARIOS, VM, GeneratedCapture, Truth
+from emulator.pcapgen import (
+    DB,
+    DNS_SERVER,
+    FLOOD_SOURCES,
+    SCENARIOS,
+    VM,
+    GeneratedCapture,
+    Truth,
+    generate_for_capture,
+)
 
 from .conftest import CaptureFactory
 
@@ -93,7 +103,9 @@ def test_scenario_findings_match_the_generator(capture: CaptureFactory, scenario
         assert re.search(r"\d", line), f"notable line without a number: {line}"
     # the summary document is plain JSON
     doc = json.loads(json.dumps(f.to_dict()))
-    assert doc["ok"] is True and doc["version"] == 1 and doc["truncated"] is False
+    assert doc["ok"] is True
+    assert doc["version"] == 1
+    assert doc["truncated"] is False
     assert doc["notable"] == f.notable
     assert doc["packets"] == gen.truth.packets
 
@@ -102,13 +114,18 @@ def test_web_is_unremarkable(capture: CaptureFactory) -> None:
     gen = capture("web")
     f = run(gen)
     t = gen.truth
-    assert t.retransmissions == 0 and t.syns_unanswered == 0 and t.icmp_unreachable == 0
-    assert t.handshakes > 10 and t.dns_queries > 0 and t.rsts > 0  # normal browser resets
+    assert t.retransmissions == 0
+    assert t.syns_unanswered == 0
+    assert t.icmp_unreachable == 0
+    assert t.handshakes > 10
+    assert t.dns_queries > 0
+    assert t.rsts > 0
     assert f.notable == [f.notable[0]]  # only the overview line
     assert f.notable[0].startswith(f"{t.packets:,} packets")
     assert "100% of bytes TCP" in f.notable[0] or "99% of bytes TCP" in f.notable[0]
     # inbound HTTPS: the VM answers SYNs in well under a millisecond
-    assert f.tcp.handshake_rtt.median_ms is not None and f.tcp.handshake_rtt.median_ms < 1.5
+    assert f.tcp.handshake_rtt.median_ms is not None
+    assert f.tcp.handshake_rtt.median_ms < 1.5
 
 
 def test_synflood(capture: CaptureFactory) -> None:
@@ -133,13 +150,15 @@ def test_retransmissions(capture: CaptureFactory) -> None:
     assert t.retransmissions_by_service == {f"{VM} → {DB}:5432/tcp": t.retransmissions}
     rate = 100 * t.retransmissions / t.tcp_data_packets
     assert f.notable[0] == (
-        f"{rate:.1f}% of TCP data segments were retransmissions ({t.retransmissions:,}), mostly {VM} → {DB}:5432"
+        f"{rate:.1f}% of TCP data segments were retransmissions ({t.retransmissions:,}), "
+        f"mostly {VM} → {DB}:5432"
     )
     top = f.top_services[0]
     assert (top.client, top.server, top.server_port) == (VM, DB, 5432)
     assert top.retransmissions == t.retransmissions
     dominant = [line for line in f.notable if "of bytes:" in line]
-    assert dominant and dominant[0].startswith(f"{100 * top.bytes / f.bytes:.0f}% of bytes: {VM} → {DB}:5432, ")
+    assert dominant
+    assert dominant[0].startswith(f"{100 * top.bytes / f.bytes:.0f}% of bytes: {VM} → {DB}:5432, ")
     assert dominant[0].endswith("retransmitted")
     assert sum(c.retransmissions for c in f.top_conversations_by_bytes) <= t.retransmissions
 
@@ -148,7 +167,8 @@ def test_dns_failures(capture: CaptureFactory) -> None:
     gen = capture("dns-failures")
     f = run(gen)
     t = gen.truth
-    assert t.nxdomain > 20 and t.servfail > 5
+    assert t.nxdomain > 20
+    assert t.servfail > 5
     failed_share = 100 * (t.nxdomain + t.servfail) / t.dns_responses
     top_failed = max(t.dns_failed_names.items(), key=lambda kv: kv[1])[0]
     assert top_failed == "api.internal.example"
@@ -158,7 +178,9 @@ def test_dns_failures(capture: CaptureFactory) -> None:
         "top name: api.internal.example"
     )
     assert f.dns.failure_rate == pytest.approx((t.nxdomain + t.servfail) / t.dns_responses, abs=1e-4)
-    assert any(s.server == DNS_SERVER and s.server_port == 53 and s.proto == "udp" for s in f.top_services)
+    assert f.dns.top_queried[0].name == "api.internal.example"
+    assert {(c.server, c.server_port, c.proto) for c in f.top_conversations_by_packets} >= set()
+    assert all(c.client == VM for c in f.top_conversations_by_packets if c.server == DNS_SERVER)
 
 
 def test_unreachable(capture: CaptureFactory) -> None:
@@ -195,3 +217,26 @@ def test_generator_is_deterministic(capture: CaptureFactory) -> None:
     b = capture("web", seed=6, duration_s=1.0)
     assert a.data == again.data
     assert a.data != b.data
+
+
+def test_file_for_a_stopped_capture() -> None:
+    """What the emulator's stop hook writes: the window, snap length and size limits are honoured."""
+    start = datetime(2024, 5, 14, 9, 30, tzinfo=UTC)
+    gen = generate_for_capture(
+        scenario="synflood",
+        start=start,
+        stop=start + timedelta(minutes=2),
+        bytes_per_packet=54,
+        total_bytes_per_session=300_000,
+    )
+    f = analyze(io.BytesIO(gen.data))
+    assert gen.truth.scenario == "synflood"
+    assert 250_000 <= len(gen.data) <= 300_000 + 70_000  # stops once the limit is reached
+    assert f.file.snaplen == 54
+    assert f.start is not None
+    assert f.start.startswith("2024-05-14T09:3")
+    assert f.tcp.syns_unanswered == gen.truth.syns_unanswered > 0
+    fallback = generate_for_capture(
+        scenario=None, start=start, stop=start + timedelta(seconds=5), max_bytes=50_000
+    )
+    assert fallback.truth.scenario == "web"

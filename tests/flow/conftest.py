@@ -1,0 +1,35 @@
+"""Fixtures for end-to-end tests: the real function app, the real SDK, the emulator over HTTPS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from emulator import Emulator
+from emulator.testing import SAMPLE_WORLD
+from tests.conftest import STORAGE_ID, reset_app_state
+
+
+@pytest.fixture
+def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    """The sample world on a frozen clock (tests move time with emu.advance)."""
+    with Emulator(SAMPLE_WORLD, time_scale=0.0, retry_after=0.0) as emulator:
+        for key, value in emulator.env().items():
+            monkeypatch.setenv(key, value)
+        for key in ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "MSI_ENDPOINT", "IMDS_ENDPOINT"):
+            monkeypatch.delenv(key, raising=False)
+        monkeypatch.setenv("CAPTURE_STORAGE_ACCOUNT_ID", STORAGE_ID)
+        reset_app_state()
+        yield emulator
+        reset_app_state()
+
+
+def arm_calls(emu: Emulator) -> list[tuple[str, str, int]]:
+    """The ARM requests the app made (identity endpoint excluded), as (method, path, status)."""
+    return [(r.method, r.path, r.status) for r in emu.request_log]
+
+
+def captures(emu: Emulator) -> list[dict[str, Any]]:
+    return [emu.capture_json(capture_id) for capture_id in emu.capture_ids()]
