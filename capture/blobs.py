@@ -67,9 +67,11 @@ def account_url(settings: Settings, storage_path: str | None = None) -> str | No
 
 
 def _service(url: str, credential: TokenCredential) -> BlobServiceClient:
-    from azure.storage.blob import BlobServiceClient
+    from azure.storage.blob import BlobServiceClient, LinearRetry
 
-    return BlobServiceClient(url, credential=credential, retry_total=2, connection_timeout=5, read_timeout=60)
+    # The storage SDK's default first backoff is 15 s; the monitor runs again within a minute anyway.
+    retry = LinearRetry(backoff=0.5, random_jitter_range=0.2, retry_total=2)
+    return BlobServiceClient(url, credential=credential, retry_policy=retry, connection_timeout=5, read_timeout=60)
 
 
 def _sibling(path: str, suffix: str) -> str:

@@ -30,7 +30,10 @@ _VM_ID = "/subscriptions/{sub}/resourceGroups/rg-web/providers/Microsoft.Compute
 
 def _stats(samples: list[float]) -> str:
     s = sorted(samples)
-    p = lambda q: s[min(len(s) - 1, int(q * len(s)))] * 1000  # noqa: E731
+
+    def p(q: float) -> float:
+        return s[min(len(s) - 1, int(q * len(s)))] * 1000
+
     return f"median {statistics.median(s) * 1000:.3f} ms  p90 {p(0.9):.3f} ms  p99 {p(0.99):.3f} ms"
 
 
@@ -62,8 +65,11 @@ def _raw_rtt(endpoint: str, ca: str, token: str, path: str, n: int) -> list[floa
             while b"\r\n\r\n" not in buf:
                 buf += sock.recv(65536)
             head, body = buf.split(b"\r\n\r\n", 1)
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length"))
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
             while len(body) < length:
                 body += sock.recv(65536)
 
@@ -90,11 +96,13 @@ def run(n: int, external: bool) -> dict[str, list[float]]:
         results = {"raw HTTPS round trip": _raw_rtt(endpoint, ca, token, _WATCHER_PATH.format(sub=sub), n)}
         with NetworkManagementClient(cred, sub, base_url=endpoint) as nc:
             results["SDK network_watchers.get"] = _measure(
-                lambda: nc.network_watchers.get("NetworkWatcherRG", "NetworkWatcher_eastus"), n)
+                lambda: nc.network_watchers.get("NetworkWatcherRG", "NetworkWatcher_eastus"), n
+            )
         with ResourceManagementClient(cred, sub, base_url=endpoint) as rc:
             vm = _VM_ID.format(sub=sub)
             results["SDK resources.get_by_id"] = _measure(
-                lambda: rc.resources.get_by_id(vm, api_version="2024-07-01"), n)
+                lambda: rc.resources.get_by_id(vm, api_version="2024-07-01"), n
+            )
         if emu is not None:
             durations = [r.duration for r in emu.request_log]
             results["server time in handler"] = durations

@@ -97,3 +97,55 @@ def resource_client(emu: Emulator, credential: Any = None, **kwargs: Any) -> Any
     return ResourceManagementClient(
         credential or ManagedIdentityCredential(), emu.subscription_id, base_url=emu.arm_endpoint, **opts
     )
+
+
+# -------------------------------------------------------- names in the sample world (samples/world.json)
+
+SAMPLE_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+SAMPLE_WATCHER_EASTUS = ("NetworkWatcherRG", "NetworkWatcher_eastus")  # (resource group, name): default
+SAMPLE_WATCHER_WESTEUROPE = ("rg-network", "nw-weu-prod")  # non-default name and group
+
+
+def resource_group_id(rg: str, sub: str = SAMPLE_SUBSCRIPTION) -> str:
+    return f"/subscriptions/{sub}/resourceGroups/{rg}"
+
+
+def vm_resource_id(rg: str, name: str, sub: str = SAMPLE_SUBSCRIPTION) -> str:
+    return f"{resource_group_id(rg, sub)}/providers/Microsoft.Compute/virtualMachines/{name}"
+
+
+def scale_set_resource_id(rg: str, name: str, sub: str = SAMPLE_SUBSCRIPTION) -> str:
+    return f"{resource_group_id(rg, sub)}/providers/Microsoft.Compute/virtualMachineScaleSets/{name}"
+
+
+def storage_account_resource_id(rg: str, name: str, sub: str = SAMPLE_SUBSCRIPTION) -> str:
+    return f"{resource_group_id(rg, sub)}/providers/Microsoft.Storage/storageAccounts/{name}"
+
+
+def watcher_resource_id(rg: str, name: str, sub: str = SAMPLE_SUBSCRIPTION) -> str:
+    return f"{resource_group_id(rg, sub)}/providers/Microsoft.Network/networkWatchers/{name}"
+
+
+# ---------------------------------------------------------------- SDK error helpers
+
+
+def error_code(exc: Any) -> str:
+    """The ARM ``error.code`` an ``HttpResponseError`` carries (AssertionError when it has none)."""
+    assert exc.error is not None, f"no ARM error body in {exc!r}"
+    return str(exc.error.code)
+
+
+def error_message(exc: Any) -> str:
+    assert exc.error is not None, f"no ARM error body in {exc!r}"
+    return str(exc.error.message)
+
+
+def error_target(exc: Any) -> str:
+    assert exc.error is not None, f"no ARM error body in {exc!r}"
+    return str(exc.error.target or "")
+
+
+def properties_of(model: Any) -> Any:
+    """``model.properties`` asserted present, typed ``Any`` (SDK models make every field Optional)."""
+    assert model.properties is not None, f"{model!r} has no properties"
+    return model.properties

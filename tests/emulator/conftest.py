@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -10,34 +11,41 @@ if str(_ROOT) not in sys.path:  # the project is not installed; `pytest` (not `p
     sys.path.insert(0, str(_ROOT))
 
 import pytest  # noqa: E402
+from azure.identity import ManagedIdentityCredential  # noqa: E402
+from azure.mgmt.network import NetworkManagementClient  # noqa: E402
+from azure.mgmt.resource.resources import ResourceManagementClient  # noqa: E402
 
 from emulator import Emulator  # noqa: E402
-from emulator.testing import emulator_fixture, network_client, resource_client  # noqa: E402
-from emu_support import SUB  # noqa: E402
+from emulator.testing import (  # noqa: E402
+    SAMPLE_SUBSCRIPTION,
+    emulator_fixture,
+    network_client,
+    resource_client,
+)
 
 emu = emulator_fixture(name="emu")
 
 
 @pytest.fixture
-def nc(emu: Emulator):
+def nc(emu: Emulator) -> Iterator[NetworkManagementClient]:
     """NetworkManagementClient with ManagedIdentityCredential (env from emu.env()), CA trusted via env."""
-    from azure.identity import ManagedIdentityCredential
-    from azure.mgmt.network import NetworkManagementClient
-
-    with ManagedIdentityCredential() as cred, NetworkManagementClient(
-        cred, SUB, base_url=emu.arm_endpoint, polling_interval=0
-    ) as client:
+    with (
+        ManagedIdentityCredential() as cred,
+        NetworkManagementClient(
+            cred, SAMPLE_SUBSCRIPTION, base_url=emu.arm_endpoint, polling_interval=0
+        ) as client,
+    ):
         yield client
 
 
 @pytest.fixture
-def rc(emu: Emulator):
+def rc(emu: Emulator) -> Iterator[ResourceManagementClient]:
     with resource_client(emu) as client:
         yield client
 
 
 @pytest.fixture
-def fast_nc(emu: Emulator):
+def fast_nc(emu: Emulator) -> Iterator[NetworkManagementClient]:
     """Network client on the emulator's direct credential (no identity calls) with tight retry settings."""
     with network_client(emu, emu.credential(), retry_total=2, retry_backoff_factor=0.0) as client:
         yield client

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from capture.payloads import parse_alert
 from emulator import Emulator
 from tests.conftest import SUB, payload, request
 from tests.flow.conftest import arm_calls, captures
@@ -40,21 +41,21 @@ def manual(target: str, reason: str = "high latency", **capture: Any) -> dict[st
 
 
 @pytest.mark.parametrize(
-    ("fixture", "target", "watcher", "time_limit"),
+    ("fixture", "target", "watcher"),
     [
-        ("common-metric-fired-vm.json", VM_WEB_1, EASTUS_WATCHER, None),
-        ("common-metric-fired-mixedcase.json", VM_WEU_1, WEU_WATCHER, None),
-        ("common-log-v2-fired-workspace-dimension.json", VM_DB_1, EASTUS_WATCHER, None),
-        ("common-activitylog-fired-vm.json", VM_WEU_1, WEU_WATCHER, None),
-        ("common-resourcehealth-fired-vm.json", VM_DB_1, EASTUS_WATCHER, None),
-        ("metric-alert-activated-vm.json", VM_WEB_1, EASTUS_WATCHER, None),
-        ("activity-log-fired-vm.json", VM_DB_1, EASTUS_WATCHER, None),
-        ("classic-metric-activated-vm.json", VM_WEB_1, EASTUS_WATCHER, None),
-        ("legacy-log-analytics-fired.json", VM_DB_1, EASTUS_WATCHER, None),
-        ("manual-fired-vm.json", VM_WEB_1, EASTUS_WATCHER, None),
+        ("common-metric-fired-vm.json", VM_WEB_1, EASTUS_WATCHER),
+        ("common-metric-fired-mixedcase.json", VM_WEU_1, WEU_WATCHER),
+        ("common-log-v2-fired-workspace-dimension.json", VM_DB_1, EASTUS_WATCHER),
+        ("common-activitylog-fired-vm.json", VM_WEU_1, WEU_WATCHER),
+        ("common-resourcehealth-fired-vm.json", VM_DB_1, EASTUS_WATCHER),
+        ("metric-alert-activated-vm.json", VM_WEB_1, EASTUS_WATCHER),
+        ("activity-log-fired-vm.json", VM_DB_1, EASTUS_WATCHER),
+        ("classic-metric-activated-vm.json", VM_WEB_1, EASTUS_WATCHER),
+        ("legacy-log-analytics-fired.json", VM_DB_1, EASTUS_WATCHER),
+        ("manual-fired-vm.json", VM_WEB_1, EASTUS_WATCHER),
     ],
 )
-def test_fired_vm_alert_of_each_schema_starts_one_capture(call, emu, fixture, target, watcher, time_limit):
+def test_fired_vm_alert_of_each_schema_starts_one_capture(call, emu, fixture, target, watcher):
     body = payload(fixture)
     status, answer = post(call, body)
     assert (status, answer["status"]) == (202, "started"), answer
@@ -71,12 +72,10 @@ def test_fired_vm_alert_of_each_schema_starts_one_capture(call, emu, fixture, ta
     assert props["storageLocation"]["storageId"].endswith("/storageAccounts/stcaptures")
     assert props["storageLocation"]["storagePath"] == capture["storage"]["storagePath"]
     assert "/alert-captures/" in props["storageLocation"]["storagePath"]
-    assert props["bytesToCapturePerPacket"] == 0
-    assert props["totalBytesPerSession"] == 1073741824
-    expected_limit = int(body.get("capture", {}).get("timeLimitSeconds", 0)) or None
-    assert props["timeLimitInSeconds"] == capture["timeLimitSeconds"]
-    if expected_limit:
-        assert props["timeLimitInSeconds"] == expected_limit
+    overrides = parse_alert(json.dumps(body).encode()).overrides
+    assert props["bytesToCapturePerPacket"] == int(overrides.get("bytesPerPacket", 0))
+    assert props["totalBytesPerSession"] == int(overrides.get("bytesPerSession", 1073741824))
+    assert props["timeLimitInSeconds"] == int(overrides.get("timeLimitSeconds", 60)) == capture["timeLimitSeconds"]
 
 
 def test_overrides_from_custom_properties_reach_the_put_body(call, emu):
@@ -200,29 +199,15 @@ def test_arm_calls_cold_path_at_most_4_and_warm_path_at_most_2(call, emu):
     assert [m for m, _, _ in warm] == ["GET", "POST", "PUT"]
 
 
-def test_warm_path_for_a_vm_without_other_captures_is_two_calls(call, emu):
-    assert post(call, manual(VM_WEB_1, "warm-up"))[0] == 202
+def test_warm_path_is_two_arm_calls_once_the_monitor_cleaned_up(call, emu, functions, app_env):
+    app_env(CAPTURE_ALLOWED_SCOPES=f"/subscriptions/{SUB}", CAPTURE_BLOB_ENDPOINT="https://127.0.0.1:9")
+    assert post(call, manual(VM_WEB_1, "first"))[0] == 202
+    emu.advance(120)  # stopped on its time limit
+    functions["capture_monitor"].get_user_function()(None)  # reports and deletes it
+    assert captures(emu) == []
     emu.clear_log()
-    assert post(call, manual(VM_DB_1, "x"))[0] == 202
-    emu.clear_log()
-    assert post(call, payload("classic-metric-activated-vm.json"))[0] in {200, 202}
-    emu.clear_log()
-    assert post(call, manual(VM_DB_1.replace("vm-db-1", "vm-web-1"), "y"))[1]["status"] == "duplicate"
-    emu.clear_log()
-    vm = emu.world.add_vm("vm-warm", resource_group="rg-app", location="eastus").id
-    post(call, manual(vm, "prime-region"))
-    emu.advance(120)
-    emu.clear_log()
-    status, _ = post(call, manual(vm, "second alert"))
-    assert status == 202
-    calls = arm_calls(emu)
-    assert len(calls) == 3  # list, status of the stopped first capture, PUT
-    other = emu.world.add_vm("vm-warm-2", resource_group="rg-app", location="eastus").id
-    emu.clear_log()
-    status, answer = post(call, {"targets": [other], "reason": "r"})
-    # cold for this VM's region only: GET VM, list captures, PUT (the watcher is cached)
-    assert status == 202
-    assert [m for m, _, _ in arm_calls(emu)] == ["GET", "GET", "PUT"]
+    assert post(call, manual(VM_WEB_1, "second"))[0] == 202
+    assert [m for m, _, _ in arm_calls(emu)] == ["GET", "PUT"]  # list captures, create
 
 
 def test_classic_alert_carries_its_region_so_no_vm_lookup_is_needed(call, emu):

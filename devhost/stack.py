@@ -1,0 +1,240 @@
+"""`make run`: the app on http://localhost:7071 against the bundled Azure emulator and Azurite.
+
+One process starts, in order: the ARM + managed-identity emulator with the sample world, Azurite (blob
+storage, with the emulator's certificate and OAuth), a small notification receiver, and the local
+Functions host with the capture monitor's timer. The app settings that point the unmodified app at them
+are set in the environment, exactly as a Function App's application settings would be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from devhost.host import LocalHost
+from emulator import Emulator
+from emulator.azurite import Azurite, dev_credential, upload_capture
+from emulator.captures import StoppedCapture
+from emulator.pcapgen import generate_for_capture
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_WORLD = ROOT / "samples" / "world.json"
+SAMPLES = ROOT / "samples" / "alerts"
+log = logging.getLogger("devhost.stack")
+
+
+class NotificationReceiver:
+    """A local stand-in for a Teams/Slack/JSON webhook: keeps and prints what the monitor sends."""
+
+    def __init__(self, echo: bool = True) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.arrived = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    document = json.loads(self.rfile.read(length) or b"null")
+                except ValueError:
+                    document = {"unparsable": True}
+                receiver.received.append(document)
+                receiver.arrived.set()
+                if echo:
+                    print(f"\n[notification] {_headline(document)}", flush=True)
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="notify-receiver", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/notify"
+
+    def start(self) -> NotificationReceiver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _headline(document: Any) -> str:
+    if isinstance(document, dict) and "capture" in document:
+        capture = document["capture"]
+        notable = (document.get("analysis") or {}).get("notable") or []
+        lines = [f"{document.get('outcome')}: {capture.get('vm') or capture.get('name')} "
+                 f"({capture.get('stopReasonText')})"] + [f"  - {n}" for n in notable]
+        return "\n".join(lines)
+    return json.dumps(document)[:300]
+
+
+def capture_writer(azurite: Azurite, ca_bundle: str) -> Any:
+    """The emulator's stop hook: write a real capture file where the capture said it would be."""
+
+    def write(stopped: StoppedCapture) -> None:
+        if not stopped.storage_path:
+            return
+        generated = generate_for_capture(
+            scenario=stopped.scenario,
+            start=stopped.start_time,
+            stop=stopped.stop_time,
+            bytes_per_packet=stopped.bytes_per_packet,
+            total_bytes_per_session=stopped.total_bytes_per_session,
+        )
+        upload_capture(azurite.blob_endpoint, dev_credential(), stopped.storage_path, generated.data,
+                       connection_verify=ca_bundle)
+
+    return write
+
+
+class LocalStack:
+    """Emulator + Azurite + notification receiver + local Functions host, as one context manager."""
+
+    def __init__(self, *, port: int = 7071, key: str | None = None, time_scale: float = 1.0,
+                 monitor_interval: float | None = 5.0, world: str | os.PathLike[str] = SAMPLE_WORLD,
+                 settings: dict[str, str] | None = None, echo_notifications: bool = True) -> None:
+        self.emulator = Emulator(world, time_scale=time_scale)
+        self.receiver = NotificationReceiver(echo=echo_notifications)
+        self.azurite: Azurite | None = None
+        self.host: LocalHost | None = None
+        self._port = port
+        self._key = key
+        self._monitor_interval = monitor_interval
+        self._settings = settings or {}
+        self._saved_env: dict[str, str | None] = {}
+
+    def start(self) -> LocalStack:
+        try:
+            self.emulator.start()
+            self.azurite = Azurite(self.emulator.ca_cert_path, self.emulator.key_path).start()
+            self.emulator.on_capture_stopped = capture_writer(self.azurite, self.emulator.ca_cert_path)
+            self.receiver.start()
+            self._set_env(self.app_settings())
+            self.host = LocalHost(ROOT, key=self._key, port=self._port, run_timers=True,
+                                  timer_interval=self._monitor_interval, load_settings=False).start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def app_settings(self) -> dict[str, str]:
+        """The application settings a real Function App would have, aimed at the local pieces."""
+        assert self.azurite is not None
+        subscription = self.emulator.subscription_id
+        return {
+            **self.emulator.env(),
+            "CAPTURE_STORAGE_ACCOUNT_ID": f"/subscriptions/{subscription}/resourceGroups/rg-capture/providers/"
+                                          "Microsoft.Storage/storageAccounts/stcaptures",
+            "CAPTURE_BLOB_ENDPOINT": self.azurite.blob_endpoint,
+            "CAPTURE_NOTIFY_URL": self.receiver.url,
+            "CAPTURE_ALLOWED_SCOPES": f"/subscriptions/{subscription}",
+            **self._settings,
+        }
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+        from capture.settings import get_settings
+
+        get_settings.cache_clear()
+
+    def stop(self) -> None:
+        if self.host is not None:
+            self.host.stop()
+        self.receiver.stop()
+        if self.azurite is not None:
+            self.azurite.stop()
+        self.emulator.stop()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self.host is not None
+        return self.host.url
+
+    def webhook_url(self) -> str:
+        assert self.host is not None
+        return self.host.function_url("alert_webhook")
+
+    def banner(self) -> str:
+        assert self.host is not None and self.azurite is not None
+        key = self.host.key
+        base = f"http://localhost:{self.host.port}/api"
+        samples = sorted(p.name for p in SAMPLES.glob("*.json"))
+        lines = [
+            "",
+            "Alert → packet capture, running locally",
+            f"  webhook      POST {base}/alerts?code={key}",
+            f"  captures     GET  {base}/captures?code={key}",
+            f"  ARM emulator {self.emulator.arm_endpoint}   (sample world: {SAMPLE_WORLD.relative_to(ROOT)})",
+            f"  Azurite      {self.azurite.blob_endpoint}",
+            f"  notifications are printed here (receiver {self.receiver.url})",
+            "",
+            "Try (from the repository folder):",
+        ]
+        for name in samples:
+            lines.append(f"  curl -s -X POST '{base}/alerts?code={key}' -H 'Content-Type: application/json' "
+                         f"--data @samples/alerts/{name}")
+        lines += [f"  curl -s '{base}/captures?code={key}'", "", "Ctrl-C stops everything."]
+        return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devhost.stack", description=__doc__)
+    parser.add_argument("--port", type=int, default=7071)
+    parser.add_argument("--key", default=os.environ.get("FUNCTIONS_KEY") or "local-dev-key",
+                        help="function key (default: local-dev-key, or FUNCTIONS_KEY)")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="emulated seconds per real second (10 makes a 60 s capture take 6 s)")
+    parser.add_argument("--monitor-interval", type=float, default=5.0,
+                        help="run the capture monitor every N seconds (its schedule in Azure: every minute)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("emulator").setLevel(logging.WARNING)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with LocalStack(port=args.port, key=args.key, time_scale=args.time_scale,
+                    monitor_interval=args.monitor_interval) as stack:
+        print(stack.banner(), flush=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        print("\nstopping…", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
