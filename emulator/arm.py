@@ -193,6 +193,11 @@ class ArmService:
     def handle(self, req: Request) -> Reply:
         segs = [unquote(s) for s in req.path.strip("/").split("/")]
         low = [s.lower() for s in segs]
+        if low == ["subscriptions"]:
+            # Subscriptions - List (GET /subscriptions): the identity sees the world's one subscription.
+            self._only(req, "GET")
+            self._date_version(req.query.get("api-version") or "")
+            return self._page(req, [self._subscription_json()])
         if len(segs) < 2 or low[0] != "subscriptions":
             raise ArmError(404, "InvalidResourceType", f"The emulator does not serve '{req.path}'.")
         if segs[1].lower() != self.world.subscription_id.lower():

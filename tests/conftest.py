@@ -12,6 +12,8 @@ import pytest
 
 import capture.arm
 from capture.settings import get_settings
+from emulator.azurite import Azurite, AzuriteError
+from emulator.tls import ensure_certificate
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SUB = "00000000-0000-0000-0000-000000000001"
@@ -72,3 +74,26 @@ def call(functions: dict[str, Any]) -> Callable[..., tuple[int, dict[str, Any], 
         return response.status_code, json.loads(response.get_body()), response
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One certificate for the session, shared by Azurite and the emulators that need to trust each other."""
+    cert, key = ensure_certificate(tmp_path_factory.mktemp("tls"))
+    return cert, key
+
+
+@pytest.fixture(scope="session")
+def azurite(tls_files: tuple[Path, Path]) -> Iterator[Azurite]:
+    """One Azurite (blob, HTTPS, --oauth basic) for the session. Missing node_modules is a FAILURE: CI runs
+    ``npm ci`` before the tests, so a missing install means a broken setup, not an optional test."""
+    cert, key = tls_files
+    server = Azurite(cert, key)
+    try:
+        server.start()
+    except AzuriteError as exc:
+        pytest.fail(f"cannot start Azurite: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,4 +1,4 @@
-"""Fixtures: generated captures (cached per session) and one Azurite for the session."""
+"""Fixtures: generated captures (cached per session); Azurite comes from tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 
-from emulator.azurite import Azurite, AzuriteError
 from emulator.pcapgen import GeneratedCapture, generate
-from emulator.tls import ensure_certificate
 
 # the scenario files the tests analyse: short, but long enough for every effect to show
 DURATION_S = 4.0
@@ -31,25 +29,3 @@ def capture() -> CaptureFactory:
         return cache[key]
 
     return make
-
-
-@pytest.fixture(scope="session")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    cert, key = ensure_certificate(tmp_path_factory.mktemp("tls"))
-    return cert, key
-
-
-@pytest.fixture(scope="session")
-def azurite(tls_files: tuple[Path, Path]) -> Iterator[Azurite]:
-    """One Azurite (blob, HTTPS, --oauth basic) for the session. Missing node_modules is a FAILURE: CI runs
-    ``npm ci`` before the tests, so a missing install means a broken setup, not an optional test."""
-    cert, key = tls_files
-    server = Azurite(cert, key)
-    try:
-        server.start()
-    except AzuriteError as exc:
-        pytest.fail(f"cannot start Azurite: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
