@@ -192,7 +192,9 @@ class Capture:
         st = self.run_state(now)
         if st.status != "Stopped" or st.start is None or st.end is None or st.stop_reason is None:
             return []
-        many = len(self.targets) > 1 or self.targets[0].instance_id is not None
+        # One file per instance only when several instances are captured; a single-instance scope writes
+        # the path as given (UNCONFIRMED: the service's per-instance naming is undocumented).
+        many = len(self.targets) > 1
         return [
             StoppedCapture(
                 subscription_id=self.subscription_id,
