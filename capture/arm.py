@@ -55,7 +55,7 @@ class ArmError(Exception):
         self.transient = transient
 
 
-class DeadlineExceeded(Exception):  # noqa: N818 - it is the deadline, not an error type name
+class DeadlineExceeded(Exception):
     """Raised by the retry policy instead of sleeping past the caller's deadline.
 
     Deliberately not an AzureError, so that azure-core's retry loop does not catch and retry it.
@@ -102,7 +102,7 @@ def _retry_policy() -> Any:
     """azure-core's RetryPolicy that gives up rather than sleep beyond the deadline."""
     from azure.core.pipeline.policies import RetryPolicy
 
-    class DeadlineRetryPolicy(RetryPolicy):
+    class DeadlineRetryPolicy(RetryPolicy):  # type: ignore[type-arg]
         def sleep(self, settings: dict[str, Any], transport: Any, response: Any = None) -> None:
             left = remaining()
             if left is not None:
@@ -321,7 +321,12 @@ class Arm:
         """PUT the capture and return as soon as ARM accepted it (201): no waiting on the LRO."""
         client = self.network(watcher.subscription)
         poller = self.call(
-            client.packet_captures.begin_create, watcher.resource_group, watcher.name, name, body, polling=False
+            client.packet_captures.begin_create,
+            watcher.resource_group,
+            watcher.name,
+            name,
+            body,
+            polling=False,
         )
         return poller.result()
 
@@ -367,9 +372,12 @@ class Arm:
         while url:
             response = self.call(client.send_request, HttpRequest("GET", url))
             if response.status_code != 200:
-                raise ArmError(f"Http{response.status_code}", "listing subscriptions failed",
-                               status=response.status_code,
-                               transient=response.status_code in TRANSIENT_STATUSES)
+                raise ArmError(
+                    f"Http{response.status_code}",
+                    "listing subscriptions failed",
+                    status=response.status_code,
+                    transient=response.status_code in TRANSIENT_STATUSES,
+                )
             page = response.json()
             ids.extend(str(item["subscriptionId"]) for item in page.get("value", []))
             url = page.get("nextLink")

@@ -70,8 +70,10 @@ def _service(url: str, credential: TokenCredential) -> BlobServiceClient:
     from azure.storage.blob import BlobServiceClient, LinearRetry
 
     # The storage SDK's default first backoff is 15 s; the monitor runs again within a minute anyway.
-    retry = LinearRetry(backoff=0.5, random_jitter_range=0.2, retry_total=2)
-    return BlobServiceClient(url, credential=credential, retry_policy=retry, connection_timeout=5, read_timeout=60)
+    retry = LinearRetry(backoff=1, random_jitter_range=0, retry_total=2)
+    return BlobServiceClient(
+        url, credential=credential, retry_policy=retry, connection_timeout=5, read_timeout=60
+    )
 
 
 def _sibling(path: str, suffix: str) -> str:

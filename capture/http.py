@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 logging.getLogger("azure.identity").setLevel(logging.WARNING)
 
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
 _CAPTURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}")
 
 
@@ -58,12 +58,17 @@ def alert_webhook(req: func.HttpRequest) -> func.HttpResponse:
     return guarded(work)
 
 
-
 def _arm_failure(exc: ArmError) -> Answer:
     status = 503 if exc.transient else 502
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.transient else {}
-    return Answer(status, {"status": "unavailable" if exc.transient else "failed",
-                           "error": {"code": exc.code, "message": exc.message}}, headers)
+    return Answer(
+        status,
+        {
+            "status": "unavailable" if exc.transient else "failed",
+            "error": {"code": exc.code, "message": exc.message},
+        },
+        headers,
+    )
 
 
 @bp.route(route="captures", methods=["GET"])
@@ -88,8 +93,17 @@ def get_capture(req: func.HttpRequest) -> func.HttpResponse:
     def work() -> Answer:
         name = req.route_params.get("name", "")
         if not _CAPTURE_NAME.fullmatch(name):
-            return Answer(400, {"status": "rejected", "error": {
-                "message": "a capture name has 1-80 letters, digits, '-', '_' or '.'", "location": "name"}}, {})
+            return Answer(
+                400,
+                {
+                    "status": "rejected",
+                    "error": {
+                        "message": "a capture name has 1-80 letters, digits, '-', '_' or '.'",
+                        "location": "name",
+                    },
+                },
+                {},
+            )
         monitor = _monitor()
         try:
             capture = monitor.find(name)
@@ -100,21 +114,43 @@ def get_capture(req: func.HttpRequest) -> func.HttpResponse:
         report = final_report(monitor.settings, name)
         if report is not None:
             return Answer(200, {"status": "ok", "capture": report}, {})
-        return Answer(404, {"status": "not_found", "error": {
-            "message": f"no capture named {name} started by this app (finished captures are listed once "
-                       "their report is stored)", "location": "name"}}, {})
+        return Answer(
+            404,
+            {
+                "status": "not_found",
+                "error": {
+                    "message": f"no capture named {name} started by this app (a finished capture stays "
+                    "visible here once its report is stored)",
+                    "location": "name",
+                },
+            },
+            {},
+        )
 
     return guarded(work)
 
 
-@bp.timer_trigger(arg_name="timer", schedule=os.environ.get("CAPTURE_MONITOR_SCHEDULE") or "0 * * * * *",
-                  run_on_startup=False)
+@bp.timer_trigger(
+    arg_name="timer",
+    schedule=os.environ.get("CAPTURE_MONITOR_SCHEDULE") or "0 * * * * *",
+    run_on_startup=False,
+)
 def capture_monitor(timer: func.TimerRequest) -> None:
     """Follow captures to their end: notify, store findings, delete the finished resource."""
     result = _monitor().run()
-    log.info(json.dumps({"event": "monitor_run", "reported": len(result.reported), "open": result.still_open,
-                         "undelivered": len(result.undelivered), "errors": len(result.errors),
-                         "armCalls": result.arm_calls, "skipped": result.skipped}))
+    log.info(
+        json.dumps(
+            {
+                "event": "monitor_run",
+                "reported": len(result.reported),
+                "open": result.still_open,
+                "undelivered": len(result.undelivered),
+                "errors": len(result.errors),
+                "armCalls": result.arm_calls,
+                "skipped": result.skipped,
+            }
+        )
+    )
 
 
 def _monitor() -> Monitor:

@@ -74,9 +74,12 @@ class LiveStatus:
             "provisioningState": text(props.provisioning_state) if props else None,
             "status": state,
             "captureStartTime": self.status.capture_start_time.isoformat()
-            if self.status and self.status.capture_start_time else None,
+            if self.status and self.status.capture_start_time
+            else None,
             "stopReason": stop_reason,
-            "stopReasonText": stop_reason_text(stop_reason, errors) if state in {"Stopped", "Error"} else None,
+            "stopReasonText": stop_reason_text(stop_reason, errors)
+            if state in {"Stopped", "Error"}
+            else None,
             "errors": errors,
             "timeLimitSeconds": props.time_limit_in_seconds if props else None,
             "storagePath": storage.storage_path if storage else None,
@@ -101,8 +104,13 @@ class RunResult:
 class Monitor:
     """The follow-through for one settings object and one Azure access object."""
 
-    def __init__(self, arm: Arm, settings: Settings, analyzer: Analyzer | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        arm: Arm,
+        settings: Settings,
+        analyzer: Analyzer | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.arm = arm
         self.settings = settings
         self.analyzer = analyzer
@@ -180,8 +188,13 @@ class Monitor:
         storage = props.storage_location if props else None
         path = parse_storage_path(storage.storage_path if storage else None)
         if provisioning == "failed":
-            return self._report_for(capture, None, "failed", ["ProvisioningFailed"],
-                                    "Azure could not create the capture (provisioningState Failed)")
+            return self._report_for(
+                capture,
+                None,
+                "failed",
+                ["ProvisioningFailed"],
+                "Azure could not create the capture (provisioningState Failed)",
+            )
         status = self.arm.capture_status(capture.watcher, capture.name)
         state = text(status.packet_capture_status) or "Unknown"
         errors = [text(e) or "" for e in (status.packet_capture_error or [])]
@@ -192,14 +205,23 @@ class Monitor:
         grace = timedelta(seconds=self.settings.start_grace_seconds)
         if state.casefold() == "notstarted" and path is not None and self.clock() - path.started > grace:
             return self._report_for(
-                capture, status, "failed", errors,
+                capture,
+                status,
+                "failed",
+                errors,
                 f"the capture did not start within {self.settings.start_grace_seconds} s: is the VM running, "
                 "and can its Network Watcher agent reach the storage account?",
             )
         return None
 
-    def _report_for(self, capture: OurCapture, status: PacketCaptureQueryStatusResult | None, outcome: str,
-                    errors: list[str], reason_text: str | None) -> Report:
+    def _report_for(
+        self,
+        capture: OurCapture,
+        status: PacketCaptureQueryStatusResult | None,
+        outcome: str,
+        errors: list[str],
+        reason_text: str | None,
+    ) -> Report:
         props = capture.resource.properties
         storage = props.storage_location if props else None
         path = parse_storage_path(storage.storage_path if storage else None)
@@ -232,22 +254,27 @@ class Monitor:
                 report.analysis_error = f"analysis failed: {type(exc).__name__}"
         failures = deliver(report, self.settings.notify_urls, self.settings.notify_format)
         if failures:
-            log.warning(json.dumps({"event": "capture_notify_failed", "capture": capture.name,
-                                    "failures": failures}))
+            log.warning(
+                json.dumps({"event": "capture_notify_failed", "capture": capture.name, "failures": failures})
+            )
             return False
         deleted = self.arm.delete_capture(capture.watcher, capture.name)
         result.reported.append(report)
-        log.info(json.dumps({
-            "event": "capture_reported",
-            "capture": capture.name,
-            "vm": report.vm,
-            "target": report.target,
-            "outcome": report.outcome,
-            "stopReason": report.stop_reason,
-            "errors": report.errors,
-            "storagePath": report.storage_path,
-            "notified": len(self.settings.notify_urls),
-            "deleted": deleted,
-            "durationMs": round((time.monotonic() - started) * 1000, 1),
-        }))
+        log.info(
+            json.dumps(
+                {
+                    "event": "capture_reported",
+                    "capture": capture.name,
+                    "vm": report.vm,
+                    "target": report.target,
+                    "outcome": report.outcome,
+                    "stopReason": report.stop_reason,
+                    "errors": report.errors,
+                    "storagePath": report.storage_path,
+                    "notified": len(self.settings.notify_urls),
+                    "deleted": deleted,
+                    "durationMs": round((time.monotonic() - started) * 1000, 1),
+                }
+            )
+        )
         return True

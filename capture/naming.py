@@ -69,9 +69,10 @@ def storage_path(
     """
     rule_segment = _segment(rule or "-")
     alert_segment = _segment(alert_id.rstrip("/").rsplit("/", 1)[-1])
+    vm = _slug(target_label(target), 64)
     return (
         f"https://{account}.blob.core.windows.net/{CONTAINER}/alert-captures/"
-        f"{_slug(target_label(target), 64)}/{started:%Y/%m/%d/%H%M%S}/{rule_segment}/{alert_segment}/{name}.cap"
+        f"{vm}/{started:%Y/%m/%d/%H%M%S}/{rule_segment}/{alert_segment}/{name}.cap"
     )
 
 

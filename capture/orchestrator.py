@@ -123,8 +123,9 @@ def _targets_vm(capture: PacketCaptureResult, target: ResourceId) -> bool:
     return (not include or instance in include) and instance not in exclude
 
 
-def build_body(target: ResourceId, name: str, options: CaptureOptions, settings: Settings,
-               event: AlertEvent) -> PacketCapture:
+def build_body(
+    target: ResourceId, name: str, options: CaptureOptions, settings: Settings, event: AlertEvent
+) -> PacketCapture:
     """The PacketCapture PUT body (SDK model) for one target."""
     from azure.mgmt.network.models import (
         PacketCapture,
@@ -232,7 +233,10 @@ class Orchestrator:
             if not _targets_vm(capture, target):
                 continue
             props = capture.properties
-            if props is not None and (text(props.provisioning_state) or "").casefold() in {"failed", "deleting"}:
+            if props is not None and (text(props.provisioning_state) or "").casefold() in {
+                "failed",
+                "deleting",
+            }:
                 continue
             status = self.arm.capture_status(watcher, capture.name or "")
             state = text(status.packet_capture_status) or "Unknown"
@@ -254,8 +258,9 @@ class Orchestrator:
         if refusal is not None:
             return refusal
         try:
-            result = self.arm.create_capture(watcher, name, build_body(target, name, options, self.settings,
-                                                                        event))
+            result = self.arm.create_capture(
+                watcher, name, build_body(target, name, options, self.settings, event)
+            )
         except ArmError as exc:
             self.reservations.release(watcher, name)
             if exc.status == 409 or (exc.status == 200 and "invalid status" in exc.message):

@@ -56,7 +56,9 @@ class CaptureFilter(BaseModel):
     def _addresses(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        parts = value.rstrip(";").split(";") if ";" in value else value.split("-") if "-" in value else [value]
+        parts = (
+            value.rstrip(";").split(";") if ";" in value else value.split("-") if "-" in value else [value]
+        )
         if ";" not in value and "-" in value and len(parts) != 2:
             raise ValueError("an IP range is written 'first-last'")
         for part in parts:
@@ -166,7 +168,9 @@ class Settings(BaseModel):
         except InvalidResourceId as exc:
             raise ValueError(str(exc)) from None
         if rid.provider.casefold() != "microsoft.storage" or rid.types[0].casefold() != "storageaccounts":
-            raise ValueError("must be a storage account ID (…/providers/Microsoft.Storage/storageAccounts/NAME)")
+            raise ValueError(
+                "must be a storage account ID (…/providers/Microsoft.Storage/storageAccounts/NAME)"
+            )
         return value
 
     @field_validator("local_path")
@@ -317,8 +321,8 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else ""
         message = str(error["msg"]).removeprefix("Value error, ")
-        name = _ENV.get(field)
-        raise SettingsError(f"{name}: {message}" if name else message) from None
+        setting = _ENV.get(field)
+        raise SettingsError(f"{setting}: {message}" if setting else message) from None
 
 
 def _notify_url(value: str) -> str:

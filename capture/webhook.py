@@ -34,8 +34,9 @@ class Answer:
 
 
 def rejected(message: str, location: str) -> Answer:
-    return Answer(400, {"status": "rejected", "error": {"message": message, "location": location},
-                        "results": []}, {})
+    return Answer(
+        400, {"status": "rejected", "error": {"message": message, "location": location}, "results": []}, {}
+    )
 
 
 def handle_alert(body: bytes, settings: Settings, arm: Arm) -> Answer:
@@ -63,16 +64,27 @@ def handle_alert(body: bytes, settings: Settings, arm: Arm) -> Answer:
             _log_decision(event, result, 0, started)
     status_code, word = http_status(results)
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status_code == 503 else {}
-    payload: dict[str, Any] = {"status": word.value, "alert": _alert_summary(event),
-                               "results": [r.to_json() for r in results]}
+    payload: dict[str, Any] = {
+        "status": word.value,
+        "alert": _alert_summary(event),
+        "results": [r.to_json() for r in results],
+    }
     if word is Outcome.STARTED:
-        payload["follow"] = ("GET /api/captures/{name} shows each capture's live status; a notification "
-                             "is sent when it ends (CAPTURE_NOTIFY_URL)")
+        payload["follow"] = (
+            "GET /api/captures/{name} shows each capture's live status; a notification "
+            "is sent when it ends (CAPTURE_NOTIFY_URL)"
+        )
     return Answer(status_code, payload, headers)
 
 
-def _start_all(event: AlertEvent, targets: list[ResourceId], options: CaptureOptions, settings: Settings,
-               arm: Arm, started: float) -> list[TargetResult]:
+def _start_all(
+    event: AlertEvent,
+    targets: list[ResourceId],
+    options: CaptureOptions,
+    settings: Settings,
+    arm: Arm,
+    started: float,
+) -> list[TargetResult]:
     orchestrator = Orchestrator(arm, settings)
     budget = settings.webhook_budget_seconds - (time.monotonic() - started)
 
@@ -90,8 +102,13 @@ def _start_all(event: AlertEvent, targets: list[ResourceId], options: CaptureOpt
 
 
 def _alert_summary(event: AlertEvent) -> dict[str, Any]:
-    return {"schema": event.schema_name, "id": event.instance_key, "rule": event.rule,
-            "condition": event.condition, "severity": event.severity}
+    return {
+        "schema": event.schema_name,
+        "id": event.instance_key,
+        "rule": event.rule,
+        "condition": event.condition,
+        "severity": event.severity,
+    }
 
 
 def _log_decision(event: AlertEvent, result: TargetResult, arm_calls: int, started: float) -> None:

@@ -15,8 +15,8 @@ from devhost.stack import SAMPLES, LocalStack
 
 
 def post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - local URL
             return response.status, json.loads(response.read())
@@ -37,22 +37,32 @@ def summary(answer: dict[str, Any]) -> str:
     if not results:
         return ""
     first = results[0]
-    detail = (first.get("capture") or {}).get("name") or (first.get("error") or {}).get("code") or first["reason"]
+    detail = (
+        (first.get("capture") or {}).get("name") or (first.get("error") or {}).get("code") or first["reason"]
+    )
     return f"{first['outcome']}: {detail}"[:70]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devhost.demo", description=__doc__)
-    parser.add_argument("--time-scale", type=float, default=20.0,
-                        help="emulated seconds per real second (default 20: a 60 s capture takes 3 s)")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=20.0,
+        help="emulated seconds per real second (default 20: a 60 s capture takes 3 s)",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    with LocalStack(port=0, time_scale=args.time_scale, monitor_interval=1.0, echo_notifications=False) as stack:
+    with LocalStack(
+        port=0, time_scale=args.time_scale, monitor_interval=1.0, echo_notifications=False
+    ) as stack:
         assert stack.host is not None
         key = stack.host.key
         base = stack.url.rstrip("/") + "/api"
-        print(f"App on {stack.url} (emulated Azure, time x{args.time_scale:g}); posting samples/alerts/*.json\n")
+        print(
+            f"App on {stack.url} (emulated Azure, time x{args.time_scale:g}); posting samples/alerts/*.json\n"
+        )
         print(f"{'sample':36} {'HTTP':>4}  {'status':11} first result")
         print(f"{'-' * 36} {'-' * 4}  {'-' * 11} {'-' * 40}")
         started = []

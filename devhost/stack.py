@@ -9,6 +9,7 @@ are set in the environment, exactly as a Function App's application settings wou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -44,7 +45,7 @@ class NotificationReceiver:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 try:
                     document = json.loads(self.rfile.read(length) or b"null")
@@ -62,7 +63,9 @@ class NotificationReceiver:
                 return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="notify-receiver", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="notify-receiver", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -81,8 +84,10 @@ def _headline(document: Any) -> str:
     if isinstance(document, dict) and "capture" in document:
         capture = document["capture"]
         notable = (document.get("analysis") or {}).get("notable") or []
-        lines = [f"{document.get('outcome')}: {capture.get('vm') or capture.get('name')} "
-                 f"({capture.get('stopReasonText')})"] + [f"  - {n}" for n in notable]
+        lines = [
+            f"{document.get('outcome')}: {capture.get('vm') or capture.get('name')} "
+            f"({capture.get('stopReasonText')})"
+        ] + [f"  - {n}" for n in notable]
         return "\n".join(lines)
     return json.dumps(document)[:300]
 
@@ -100,8 +105,13 @@ def capture_writer(azurite: Azurite, ca_bundle: str) -> Any:
             bytes_per_packet=stopped.bytes_per_packet,
             total_bytes_per_session=stopped.total_bytes_per_session,
         )
-        upload_capture(azurite.blob_endpoint, dev_credential(), stopped.storage_path, generated.data,
-                       connection_verify=ca_bundle)
+        upload_capture(
+            azurite.blob_endpoint,
+            dev_credential(),
+            stopped.storage_path,
+            generated.data,
+            connection_verify=ca_bundle,
+        )
 
     return write
 
@@ -109,9 +119,17 @@ def capture_writer(azurite: Azurite, ca_bundle: str) -> Any:
 class LocalStack:
     """Emulator + Azurite + notification receiver + local Functions host, as one context manager."""
 
-    def __init__(self, *, port: int = 7071, key: str | None = None, time_scale: float = 1.0,
-                 monitor_interval: float | None = 5.0, world: str | os.PathLike[str] = SAMPLE_WORLD,
-                 settings: dict[str, str] | None = None, echo_notifications: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 7071,
+        key: str | None = None,
+        time_scale: float = 1.0,
+        monitor_interval: float | None = 5.0,
+        world: str | os.PathLike[str] = SAMPLE_WORLD,
+        settings: dict[str, str] | None = None,
+        echo_notifications: bool = True,
+    ) -> None:
         self.emulator = Emulator(world, time_scale=time_scale)
         self.receiver = NotificationReceiver(echo=echo_notifications)
         self.azurite: Azurite | None = None
@@ -129,8 +147,14 @@ class LocalStack:
             self.emulator.on_capture_stopped = capture_writer(self.azurite, self.emulator.ca_cert_path)
             self.receiver.start()
             self._set_env(self.app_settings())
-            self.host = LocalHost(ROOT, key=self._key, port=self._port, run_timers=True,
-                                  timer_interval=self._monitor_interval, load_settings=False).start()
+            self.host = LocalHost(
+                ROOT,
+                key=self._key,
+                port=self._port,
+                run_timers=True,
+                timer_interval=self._monitor_interval,
+                load_settings=False,
+            ).start()
         except BaseException:
             self.stop()
             raise
@@ -142,8 +166,8 @@ class LocalStack:
         subscription = self.emulator.subscription_id
         return {
             **self.emulator.env(),
-            "CAPTURE_STORAGE_ACCOUNT_ID": f"/subscriptions/{subscription}/resourceGroups/rg-capture/providers/"
-                                          "Microsoft.Storage/storageAccounts/stcaptures",
+            "CAPTURE_STORAGE_ACCOUNT_ID": f"/subscriptions/{subscription}/resourceGroups/rg-capture"
+            "/providers/Microsoft.Storage/storageAccounts/stcaptures",
             "CAPTURE_BLOB_ENDPOINT": self.azurite.blob_endpoint,
             "CAPTURE_NOTIFY_URL": self.receiver.url,
             "CAPTURE_ALLOWED_SCOPES": f"/subscriptions/{subscription}",
@@ -175,8 +199,9 @@ class LocalStack:
     def __enter__(self) -> LocalStack:
         return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.stop()
 
     @property
@@ -205,8 +230,10 @@ class LocalStack:
             "Try (from the repository folder):",
         ]
         for name in samples:
-            lines.append(f"  curl -s -X POST '{base}/alerts?code={key}' -H 'Content-Type: application/json' "
-                         f"--data @samples/alerts/{name}")
+            lines.append(
+                f"  curl -s -X POST '{base}/alerts?code={key}' -H 'Content-Type: application/json' "
+                f"--data @samples/alerts/{name}"
+            )
         lines += [f"  curl -s '{base}/captures?code={key}'", "", "Ctrl-C stops everything."]
         return "\n".join(lines)
 
@@ -214,24 +241,34 @@ class LocalStack:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devhost.stack", description=__doc__)
     parser.add_argument("--port", type=int, default=7071)
-    parser.add_argument("--key", default=os.environ.get("FUNCTIONS_KEY") or "local-dev-key",
-                        help="function key (default: local-dev-key, or FUNCTIONS_KEY)")
-    parser.add_argument("--time-scale", type=float, default=1.0,
-                        help="emulated seconds per real second (10 makes a 60 s capture take 6 s)")
-    parser.add_argument("--monitor-interval", type=float, default=5.0,
-                        help="run the capture monitor every N seconds (its schedule in Azure: every minute)")
+    parser.add_argument(
+        "--key",
+        default=os.environ.get("FUNCTIONS_KEY") or "local-dev-key",
+        help="function key (default: local-dev-key, or FUNCTIONS_KEY)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="emulated seconds per real second (10 makes a 60 s capture take 6 s)",
+    )
+    parser.add_argument(
+        "--monitor-interval",
+        type=float,
+        default=5.0,
+        help="run the capture monitor every N seconds (its schedule in Azure: every minute)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("emulator").setLevel(logging.WARNING)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with LocalStack(port=args.port, key=args.key, time_scale=args.time_scale,
-                    monitor_interval=args.monitor_interval) as stack:
+    with LocalStack(
+        port=args.port, key=args.key, time_scale=args.time_scale, monitor_interval=args.monitor_interval
+    ) as stack:
         print(stack.banner(), flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
         print("\nstopping…", flush=True)
     return 0
 

@@ -17,7 +17,9 @@ from emulator.tls import ensure_certificate
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SUB = "00000000-0000-0000-0000-000000000001"
-STORAGE_ID = f"/subscriptions/{SUB}/resourceGroups/rg-capture/providers/Microsoft.Storage/storageAccounts/stcaptures"
+STORAGE_ID = (
+    f"/subscriptions/{SUB}/resourceGroups/rg-capture/providers/Microsoft.Storage/storageAccounts/stcaptures"
+)
 
 
 def payload(name: str) -> dict[str, Any]:
@@ -30,7 +32,7 @@ def functions() -> dict[str, Any]:
     """The app's functions, indexed once (FunctionApp.get_functions() is not idempotent)."""
     import function_app
 
-    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+    return {str(f.get_function_name()): f for f in function_app.app.get_functions()}
 
 
 def reset_app_state() -> None:
@@ -54,13 +56,24 @@ def app_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     reset_app_state()
 
 
-def request(method: str = "POST", path: str = "/api/alerts", *, body: bytes | dict[str, Any] | list[Any] = b"",
-            params: dict[str, str] | None = None, route_params: dict[str, str] | None = None,
-            headers: dict[str, str] | None = None) -> func.HttpRequest:
+def request(
+    method: str = "POST",
+    path: str = "/api/alerts",
+    *,
+    body: bytes | dict[str, Any] | list[Any] = b"",
+    params: dict[str, str] | None = None,
+    route_params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> func.HttpRequest:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return func.HttpRequest(method, f"http://localhost:7071{path}", params=params or {"code": "secret-key"},
-                            route_params=route_params or {}, headers=headers or {"content-type": "application/json"},
-                            body=raw)
+    return func.HttpRequest(
+        method,
+        f"http://localhost:7071{path}",
+        params=params or {"code": "secret-key"},
+        route_params=route_params or {},
+        headers=headers or {"content-type": "application/json"},
+        body=raw,
+    )
 
 
 @pytest.fixture

@@ -22,8 +22,11 @@ def test_one_function_app_with_the_documented_functions(functions):
     assert len(registers) == 1
     assert set(functions) == {"alert_webhook", "list_captures", "get_capture", "capture_monitor"}
     webhook = functions["alert_webhook"].get_trigger()
-    assert (webhook.route, webhook.methods, webhook.auth_level) == ("alerts", [func.HttpMethod.POST],
-                                                                    func.AuthLevel.FUNCTION)
+    assert (webhook.route, webhook.methods, webhook.auth_level) == (
+        "alerts",
+        [func.HttpMethod.POST],
+        func.AuthLevel.FUNCTION,
+    )
     assert functions["list_captures"].get_trigger().route == "captures"
     assert functions["get_capture"].get_trigger().route == "captures/{name}"
     for name in ("list_captures", "get_capture"):
@@ -55,7 +58,9 @@ def test_resolved_alert_is_ignored_with_the_reason(call, app_env):
     assert "Resolved" in body["results"][0]["reason"]
 
 
-@pytest.mark.parametrize("name", ["ms-testaction-common-budget.json", "ms-testaction-common-servicehealth.json"])
+@pytest.mark.parametrize(
+    "name", ["ms-testaction-common-budget.json", "ms-testaction-common-servicehealth.json"]
+)
 def test_alerts_that_never_target_a_vm_are_ignored(call, app_env, name):
     status, body, _ = call("alert_webhook", request(body=payload(name)))
     assert (status, body["status"]) == (200, "ignored")
@@ -77,7 +82,16 @@ def test_non_vm_target_is_ignored_and_says_what_it_is(call, app_env):
         (b"[1, 2]", ""),
         (b'{"hello": "world"}', ""),
         (b" " * (1024 * 1024 + 1), "MiB"),
-        (json.dumps({"targets": ["/subscriptions/x/resourceGroups/../providers/Microsoft.Compute/virtualMachines/v"]}).encode(), ".."),
+        (
+            json.dumps(
+                {
+                    "targets": [
+                        "/subscriptions/x/resourceGroups/../providers/Microsoft.Compute/virtualMachines/v"
+                    ]
+                }
+            ).encode(),
+            "..",
+        ),
         (json.dumps({"targets": [VM], "capture": {"timeLimitSeconds": 999999}}).encode(), "timeLimitSeconds"),
         (json.dumps({"targets": [VM], "capture": {"speed": "fast"}}).encode(), "speed"),
     ],
@@ -92,8 +106,10 @@ def test_bad_input_is_rejected_with_400_and_says_why(call, app_env, body, fragme
 
 
 def test_target_outside_allowed_scopes_is_forbidden_without_azure(call, app_env):
-    app_env(CAPTURE_ALLOWED_SCOPES="/subscriptions/11111111-1111-1111-1111-111111111111",
-            ARM_ENDPOINT="https://127.0.0.1:9")  # nothing listens: any ARM call would fail
+    app_env(
+        CAPTURE_ALLOWED_SCOPES="/subscriptions/11111111-1111-1111-1111-111111111111",
+        ARM_ENDPOINT="https://127.0.0.1:9",
+    )  # nothing listens: any ARM call would fail
     status, body, _ = call("alert_webhook", request(body={"targets": [VM], "reason": "manual"}))
     assert (status, body["status"]) == (403, "forbidden")
     assert body["results"][0]["outcome"] == "forbidden"
@@ -115,11 +131,18 @@ def test_function_key_never_appears_in_logs_or_answers(call, app_env, caplog):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.one_of(st.binary(max_size=300), st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
-    max_leaves=20,
-).map(lambda v: json.dumps(v).encode())))
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+            lambda children: (
+                st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+            ),
+            max_leaves=20,
+        ).map(lambda v: json.dumps(v).encode()),
+    )
+)
 def test_no_input_produces_a_500(call, app_env, body):
     app_env(ARM_ENDPOINT="https://127.0.0.1:9", CAPTURE_WEBHOOK_BUDGET_SECONDS="0.5")
     status, answer, _ = call("alert_webhook", request(body=body))

@@ -29,7 +29,9 @@ EXPECTED = {
 
 
 def http(method: str, url: str, body: bytes | None = None) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=body, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.headers["Content-Type"] == "application/json"
@@ -39,7 +41,9 @@ def http(method: str, url: str, body: bytes | None = None) -> tuple[int, dict[st
 
 
 def test_every_sample_through_the_local_host_then_a_notification(azurite):
-    with LocalStack(port=0, key="test-key", time_scale=0.0, monitor_interval=None, echo_notifications=False) as stack:
+    with LocalStack(
+        port=0, key="test-key", time_scale=0.0, monitor_interval=None, echo_notifications=False
+    ) as stack:
         base = stack.url.rstrip("/") + "/api"
         assert set(EXPECTED) == {p.name for p in SAMPLES.glob("*.json")}
         for name, (status, word) in EXPECTED.items():
@@ -51,14 +55,20 @@ def test_every_sample_through_the_local_host_then_a_notification(azurite):
         assert stack.host is not None
         stack.host.trigger_timer("capture_monitor")
         assert len(stack.receiver.received) == 4
-        assert {n["capture"]["vm"] for n in stack.receiver.received} == {"vm-web-1", "vm-db-1", "vm-weu-1",
-                                                                          "vmss-api-1"}
+        assert {n["capture"]["vm"] for n in stack.receiver.received} == {
+            "vm-web-1",
+            "vm-db-1",
+            "vm-weu-1",
+            "vmss-api-1",
+        }
         for note in stack.receiver.received:
             assert note["analysis"]["notable"], note["analysis"]
 
 
 def test_wrong_or_missing_key_is_401():
-    with LocalStack(port=0, key="test-key", time_scale=0.0, monitor_interval=None, echo_notifications=False) as stack:
+    with LocalStack(
+        port=0, key="test-key", time_scale=0.0, monitor_interval=None, echo_notifications=False
+    ) as stack:
         url = stack.url.rstrip("/") + "/api/alerts"
         request = urllib.request.Request(url + "?code=nope", data=b"{}", method="POST")
         with pytest.raises(urllib.error.HTTPError) as caught:
@@ -79,9 +89,18 @@ def test_readme_curl_commands_give_the_documented_answers(azurite):
     commands = readme_curls()
     assert len(commands) >= 9
     assert shutil.which("curl"), "curl is needed to run the README's commands"
-    with LocalStack(port=7071, key="local-dev-key", time_scale=0.0, monitor_interval=None, echo_notifications=False):
+    with LocalStack(
+        port=7071, key="local-dev-key", time_scale=0.0, monitor_interval=None, echo_notifications=False
+    ):
         for command, status, word in commands:
-            output = subprocess.run(command + " -w '\\n%{http_code}'", shell=True, cwd=ROOT, capture_output=True,
-                                    text=True, timeout=60, check=True).stdout
+            output = subprocess.run(
+                command + " -w '\\n%{http_code}'",
+                shell=True,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            ).stdout
             body, _, code = output.rpartition("\n")
             assert (int(code), json.loads(body)["status"]) == (status, word), command

@@ -12,7 +12,9 @@ INSTANCE = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/r
 
 def test_same_alert_and_vm_give_the_same_name_whatever_the_case():
     a = capture_name("alertcap", parse_resource_id(VM), "alert-1")
-    b = capture_name("alertcap", parse_resource_id(VM.upper().replace("SUBSCRIPTIONS", "subscriptions")), "ALERT-1")
+    b = capture_name(
+        "alertcap", parse_resource_id(VM.upper().replace("SUBSCRIPTIONS", "subscriptions")), "ALERT-1"
+    )
     assert a == b
     assert a.startswith("alertcap-vm-web-1-")
     assert is_ours(a, "alertcap")
@@ -22,7 +24,9 @@ def test_same_alert_and_vm_give_the_same_name_whatever_the_case():
 def test_different_alert_or_vm_gives_a_different_name():
     vm = parse_resource_id(VM)
     assert capture_name("alertcap", vm, "alert-1") != capture_name("alertcap", vm, "alert-2")
-    assert capture_name("alertcap", vm, "alert-1") != capture_name("alertcap", parse_resource_id(INSTANCE), "alert-1")
+    assert capture_name("alertcap", vm, "alert-1") != capture_name(
+        "alertcap", parse_resource_id(INSTANCE), "alert-1"
+    )
 
 
 def test_names_are_valid_arm_names_of_at_most_80_characters():
@@ -35,13 +39,29 @@ def test_names_are_valid_arm_names_of_at_most_80_characters():
 
 def test_storage_path_round_trips_vm_time_rule_and_alert():
     started = datetime(2026, 11, 25, 2, 3, 4, tzinfo=UTC)
-    path = storage_path("stcaptures", "alertcap-vm-web-1-0123456789abcdef", parse_resource_id(VM), started,
-                        "High CPU / web tier", "/subscriptions/x/providers/Microsoft.AlertsManagement/alerts/abc-123")
-    assert path.startswith("https://stcaptures.blob.core.windows.net/network-watcher-logs/alert-captures/vm-web-1/2026/11/25/020304/")
+    path = storage_path(
+        "stcaptures",
+        "alertcap-vm-web-1-0123456789abcdef",
+        parse_resource_id(VM),
+        started,
+        "High CPU / web tier",
+        "/subscriptions/x/providers/Microsoft.AlertsManagement/alerts/abc-123",
+    )
+    assert path.startswith(
+        "https://stcaptures.blob.core.windows.net/network-watcher-logs/alert-captures/vm-web-1/2026/11/25/020304/"
+    )
     assert path.endswith("/alertcap-vm-web-1-0123456789abcdef.cap")
     info = parse_storage_path(path)
     assert info is not None
-    assert (info.vm, info.started, info.rule, info.alert) == ("vm-web-1", started, "High-CPU-web-tier", "abc-123")
+    assert (info.vm, info.started, info.rule, info.alert) == (
+        "vm-web-1",
+        started,
+        "High-CPU-web-tier",
+        "abc-123",
+    )
     assert blob_location(path)[0] == "network-watcher-logs"
-    assert parse_storage_path("https://x.blob.core.windows.net/network-watcher-logs/subscriptions/a/b.cap") is None
+    assert (
+        parse_storage_path("https://x.blob.core.windows.net/network-watcher-logs/subscriptions/a/b.cap")
+        is None
+    )
     assert parse_storage_path(None) is None

@@ -43,7 +43,11 @@ def report(**changes: object) -> Report:
         ("MaxBytesExceeded", [], "bytes limit reached"),
         ("Manual", [], "stopped by a user"),
         (None, ["AgentStopped"], "the Network Watcher agent on the VM stopped"),
-        (None, ["StorageFailed", "LocalFileFailed"], "writing to the storage account failed; writing the local capture file failed"),
+        (
+            None,
+            ["StorageFailed", "LocalFileFailed"],
+            "writing to the storage account failed; writing the local capture file failed",
+        ),
         ("SomethingNew", [], "SomethingNew"),
         (None, [], "stopped (no reason given by Azure)"),
     ],
@@ -84,8 +88,15 @@ def test_teams_message_is_an_adaptive_card_attachment():
 
 
 def test_slack_message_has_text_fallback_and_valid_blocks():
-    message = render(report(outcome="failed", errors=["StorageFailed"],
-                            stop_reason_text="writing to the storage account failed", findings=None), "slack")
+    message = render(
+        report(
+            outcome="failed",
+            errors=["StorageFailed"],
+            stop_reason_text="writing to the storage account failed",
+            findings=None,
+        ),
+        "slack",
+    )
     assert message["text"].startswith("Packet capture FAILED: vm-web-1")
     blocks = message["blocks"]
     assert blocks[0]["type"] == "header"

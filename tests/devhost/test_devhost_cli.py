@@ -11,7 +11,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from devhost_support import REPO_ROOT, SAMPLE_APP, call
+
+from tests.devhost.devhost_support import REPO_ROOT, SAMPLE_APP, call
 
 KEY = "cli-key-9b7e41"
 

@@ -11,9 +11,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from devhost_support import SAMPLE_APP, Reply, call, connect
 
 from devhost import LocalHost
+from tests.devhost.devhost_support import SAMPLE_APP, Reply, call, connect
 
 KEY = "test-key-5f8a2c"
 

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from devhost_support import MINIMAL_APP, SAMPLE_APP, call, forget_env_after_test, write_app
 
 from devhost import AppLoadError, LocalHost
+from tests.devhost.devhost_support import MINIMAL_APP, SAMPLE_APP, call, forget_env_after_test, write_app
 
 
 def test_default_route_prefix_is_api(tmp_path: Path) -> None:

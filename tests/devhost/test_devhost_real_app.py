@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from devhost_support import REPO_ROOT, call
 
 from capture.settings import get_settings
 from devhost import LocalHost
+from tests.devhost.devhost_support import REPO_ROOT, call
 
 KEY = "real-app-key-3e9d"
 STORAGE_ID = (

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from azure.functions.timer import TimerRequest
-from devhost_support import SAMPLE_APP, call, write_app
 
 from devhost import LocalHost, ScheduleError
+from tests.devhost.devhost_support import SAMPLE_APP, call, write_app
 
 KEY = "timer-key-0c1d"
 

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[2]
-if str(_ROOT) not in sys.path:  # the project is not installed; `pytest` (not `python -m pytest`) needs this
-    sys.path.insert(0, str(_ROOT))
+import pytest
+from azure.identity import ManagedIdentityCredential
+from azure.mgmt.network import NetworkManagementClient
+from azure.mgmt.resource.resources import ResourceManagementClient
 
-import pytest  # noqa: E402
-from azure.identity import ManagedIdentityCredential  # noqa: E402
-from azure.mgmt.network import NetworkManagementClient  # noqa: E402
-from azure.mgmt.resource.resources import ResourceManagementClient  # noqa: E402
-
-from emulator import Emulator  # noqa: E402
-from emulator.testing import (  # noqa: E402
+from emulator import Emulator
+from emulator.testing import (
     SAMPLE_SUBSCRIPTION,
     emulator_fixture,
     network_client,

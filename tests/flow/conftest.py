@@ -18,7 +18,13 @@ def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
     with Emulator(SAMPLE_WORLD, time_scale=0.0, retry_after=0.0) as emulator:
         for key, value in emulator.env().items():
             monkeypatch.setenv(key, value)
-        for key in ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "MSI_ENDPOINT", "IMDS_ENDPOINT"):
+        for key in (
+            "AZURE_CLIENT_ID",
+            "AZURE_CLIENT_SECRET",
+            "AZURE_TENANT_ID",
+            "MSI_ENDPOINT",
+            "IMDS_ENDPOINT",
+        ):
             monkeypatch.delenv(key, raising=False)
         monkeypatch.setenv("CAPTURE_STORAGE_ACCOUNT_ID", STORAGE_ID)
         reset_app_state()

@@ -75,15 +75,18 @@ def test_fired_vm_alert_of_each_schema_starts_one_capture(call, emu, fixture, ta
     overrides = parse_alert(json.dumps(body).encode()).overrides
     assert props["bytesToCapturePerPacket"] == int(overrides.get("bytesPerPacket", 0))
     assert props["totalBytesPerSession"] == int(overrides.get("bytesPerSession", 1073741824))
-    assert props["timeLimitInSeconds"] == int(overrides.get("timeLimitSeconds", 60)) == capture["timeLimitSeconds"]
+    assert (
+        props["timeLimitInSeconds"]
+        == int(overrides.get("timeLimitSeconds", 60))
+        == capture["timeLimitSeconds"]
+    )
 
 
 def test_overrides_from_custom_properties_reach_the_put_body(call, emu):
     body = payload("common-metric-fired-vm.json")
     overrides = {k: v for k, v in body["data"]["customProperties"].items() if k.startswith("capture")}
     assert overrides, "the fixture carries capture overrides"
-    status, answer = post(call, body)
-    assert status == 202
+    assert post(call, body)[0] == 202
     props = captures(emu)[0]["properties"]
     assert props["timeLimitInSeconds"] == int(overrides["captureTimeLimitSeconds"])
     assert props["filters"] and props["filters"][0]["protocol"] in {"TCP", "UDP", "Any"}
@@ -106,13 +109,21 @@ def test_multi_target_alert_gives_one_decision_per_target(call, emu):
 
 
 def test_settings_and_local_path_reach_the_put_body(call, emu, app_env):
-    app_env(CAPTURE_TIME_LIMIT_SECONDS="90", CAPTURE_BYTES_PER_PACKET="34", CAPTURE_BYTES_PER_SESSION="5000000",
-            CAPTURE_FILTERS='[{"protocol": "TCP", "remotePort": "5432"}]', CAPTURE_LOCAL_PATH="/var/captures")
+    app_env(
+        CAPTURE_TIME_LIMIT_SECONDS="90",
+        CAPTURE_BYTES_PER_PACKET="34",
+        CAPTURE_BYTES_PER_SESSION="5000000",
+        CAPTURE_FILTERS='[{"protocol": "TCP", "remotePort": "5432"}]',
+        CAPTURE_LOCAL_PATH="/var/captures",
+    )
     status, _ = post(call, manual(VM_WEB_1))
     assert status == 202
     props = captures(emu)[0]["properties"]
     assert (props["timeLimitInSeconds"], props["bytesToCapturePerPacket"], props["totalBytesPerSession"]) == (
-        90, 34, 5000000)
+        90,
+        34,
+        5000000,
+    )
     assert props["filters"][0]["protocol"] == "TCP"
     assert props["filters"][0]["remotePort"] == "5432"
     assert props["storageLocation"]["filePath"].startswith("/var/captures/alertcap-vm-web-1-")
@@ -165,7 +176,10 @@ def test_at_the_limit_nothing_is_created(call, emu, app_env):
 
 def test_concurrent_alerts_for_many_vms_never_exceed_the_limit(call, emu, app_env):
     app_env(CAPTURE_MAX_SESSIONS="5")
-    vms = [emu.world.add_vm(f"vm-burst-{i:02d}", resource_group="rg-burst", location="eastus").id for i in range(24)]
+    vms = [
+        emu.world.add_vm(f"vm-burst-{i:02d}", resource_group="rg-burst", location="eastus").id
+        for i in range(24)
+    ]
     barrier = threading.Barrier(12)
 
     def deliver(vm: str) -> str:
@@ -254,8 +268,14 @@ def test_target_outside_allowed_scopes_is_403_and_no_azure_call(call, emu, app_e
 
 def test_throttling_storm_is_503_within_budget_and_leaves_no_capture(call, emu, app_env):
     app_env(CAPTURE_WEBHOOK_BUDGET_SECONDS="3")
-    emu.faults.add(method="PUT", path="/packetCaptures/", status=429, retry_after=2, code="SubscriptionRequestsThrottled",
-                   message="Number of 'write' requests exceeded")
+    emu.faults.add(
+        method="PUT",
+        path="/packetCaptures/",
+        status=429,
+        retry_after=2,
+        code="SubscriptionRequestsThrottled",
+        message="Number of 'write' requests exceeded",
+    )
     started = time.monotonic()
     status, answer = post(call, manual(VM_WEB_1))
     elapsed = time.monotonic() - started
@@ -273,8 +293,13 @@ def test_a_short_throttle_is_absorbed_by_the_sdk_retry(call, emu):
 
 def test_persistent_500s_are_503_and_leave_no_capture(call, emu, app_env):
     app_env(CAPTURE_WEBHOOK_BUDGET_SECONDS="3")
-    emu.faults.add(method="PUT", path="/packetCaptures/", status=500, code="InternalServerError",
-                   message="An error occurred.")
+    emu.faults.add(
+        method="PUT",
+        path="/packetCaptures/",
+        status=500,
+        code="InternalServerError",
+        message="An error occurred.",
+    )
     status, answer = post(call, manual(VM_WEB_1))
     assert (status, answer["status"]) == (503, "unavailable")
     assert answer["results"][0]["error"]["code"] in {"InternalServerError", "AzureTimeBudgetExceeded"}

@@ -19,7 +19,7 @@ from devhost.stack import NotificationReceiver, capture_writer
 from emulator import Emulator
 from emulator.azurite import Azurite, dev_credential, upload_capture
 from emulator.testing import SAMPLE_WORLD
-from tests.conftest import SUB, STORAGE_ID, request, reset_app_state
+from tests.conftest import STORAGE_ID, SUB, request, reset_app_state
 from tests.flow.conftest import captures
 
 RG = f"/subscriptions/{SUB}/resourceGroups"
@@ -38,8 +38,12 @@ def receiver() -> Iterator[NotificationReceiver]:
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch, azurite: Azurite, tls_files: tuple[Path, Path],
-          receiver: NotificationReceiver) -> Iterator[Emulator]:
+def world(
+    monkeypatch: pytest.MonkeyPatch,
+    azurite: Azurite,
+    tls_files: tuple[Path, Path],
+    receiver: NotificationReceiver,
+) -> Iterator[Emulator]:
     """Emulator (frozen clock) writing capture files to Azurite; the app pointed at both."""
     with Emulator(SAMPLE_WORLD, time_scale=0.0, retry_after=0.0, cert_dir=tls_files[0].parent) as emu:
         emu.on_capture_stopped = capture_writer(azurite, emu.ca_cert_path)
@@ -65,12 +69,15 @@ def start(call: Any, target: str, reason: str = "incident") -> str:
 def monitor(clock: datetime | None = None) -> Monitor:
     settings = get_settings()
     arm = get_arm(settings)
-    return Monitor(arm, settings, analyzer=make_analyzer(settings, arm), clock=(lambda: clock) if clock else None)
+    return Monitor(
+        arm, settings, analyzer=make_analyzer(settings, arm), clock=(lambda: clock) if clock else None
+    )
 
 
 def blob_names(azurite: Azurite, tls_files: tuple[Path, Path]) -> list[str]:
-    service = BlobServiceClient(azurite.blob_endpoint, credential=dev_credential(),
-                                connection_verify=str(tls_files[0]))
+    service = BlobServiceClient(
+        azurite.blob_endpoint, credential=dev_credential(), connection_verify=str(tls_files[0])
+    )
     return [b.name for b in service.get_container_client("network-watcher-logs").list_blobs()]
 
 
@@ -83,7 +90,9 @@ def test_capture_runs_stops_and_is_reported_once_then_deleted(call, world, recei
     world.advance(120)  # 60 s time limit reached: the emulator writes the .cap to Azurite
     result = monitor().run()
     assert [r.name for r in result.reported] == [name]
-    assert captures(world) == [] or all(c["properties"]["provisioningState"] == "Deleting" for c in captures(world))
+    assert captures(world) == [] or all(
+        c["properties"]["provisioningState"] == "Deleting" for c in captures(world)
+    )
     [note] = receiver.received
     assert note["outcome"] == "completed"
     assert note["capture"]["name"] == name
@@ -176,8 +185,11 @@ def test_arm_calls_per_run_follow_our_open_captures_not_the_watchers_content(cal
     monkeypatch.setenv("CAPTURE_MAX_SESSIONS", "100")  # the 25 foreign captures count against the limit
     reset_app_state()
     for index in range(25):  # somebody else's captures on the same watcher
-        world.seed_capture(f"manual-{index}", f"{RG}/rg-web/providers/Microsoft.Compute/virtualMachines/vm-web-01",
-                           age_seconds=10)
+        world.seed_capture(
+            f"manual-{index}",
+            f"{RG}/rg-web/providers/Microsoft.Compute/virtualMachines/vm-web-01",
+            age_seconds=10,
+        )
     world.clear_log()
     idle = monitor().run()
     assert idle.arm_calls == 1 + 2  # watchers of the subscription, one list per watcher
@@ -197,11 +209,15 @@ def test_captures_endpoints_show_live_status_then_the_stored_report(call, world,
     [live] = body["captures"]
     assert (live["name"], live["status"], live["vm"]) == (name, "Running", "vm-web-1")
     assert live["storagePath"].endswith(f"{name}.cap")
-    status, body, _ = call("get_capture", request("GET", f"/api/captures/{name}", route_params={"name": name}))
+    status, body, _ = call(
+        "get_capture", request("GET", f"/api/captures/{name}", route_params={"name": name})
+    )
     assert (status, body["capture"]["status"]) == (200, "Running")
     world.advance(120)
     monitor().run()
-    status, body, _ = call("get_capture", request("GET", f"/api/captures/{name}", route_params={"name": name}))
+    status, body, _ = call(
+        "get_capture", request("GET", f"/api/captures/{name}", route_params={"name": name})
+    )
     assert status == 200
     assert body["capture"]["outcome"] == "completed"
     assert body["capture"]["analysis"]["notable"]
@@ -222,8 +238,13 @@ def test_unreadable_capture_file_is_reported_with_the_reason(call, world, receiv
 
 def test_corrupt_capture_file_is_reported_with_the_reason(call, world, receiver, azurite):
     def corrupt(stopped: Any) -> None:
-        upload_capture(azurite.blob_endpoint, dev_credential(), stopped.storage_path, b"this is not a pcap file",
-                       connection_verify=world.ca_cert_path)
+        upload_capture(
+            azurite.blob_endpoint,
+            dev_credential(),
+            stopped.storage_path,
+            b"this is not a pcap file",
+            connection_verify=world.ca_cert_path,
+        )
 
     world.on_capture_stopped = corrupt
     start(call, VM_WEB_1)
