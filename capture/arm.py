@@ -195,31 +195,29 @@ class Arm:
         }
 
     def network(self, subscription: str) -> NetworkManagementClient:
-        key = subscription.casefold()
-        client = self._network.get(key)
-        if client is None:
-            from azure.mgmt.network import NetworkManagementClient
+        from azure.mgmt.network import NetworkManagementClient
 
-            credential = self.credential()
-            with self._lock:
-                client = self._network.get(key)
-                if client is None:
-                    client = NetworkManagementClient(credential, subscription, **self._client_kwargs())
-                    self._network[key] = client
+        client: NetworkManagementClient = self._client(self._network, NetworkManagementClient, subscription)
         return client
 
     def resources(self, subscription: str) -> ResourceManagementClient:
-        key = subscription.casefold()
-        client = self._resources.get(key)
-        if client is None:
-            from azure.mgmt.resource.resources import ResourceManagementClient
+        from azure.mgmt.resource.resources import ResourceManagementClient
 
+        client: ResourceManagementClient = self._client(
+            self._resources, ResourceManagementClient, subscription
+        )
+        return client
+
+    def _client(self, cache: dict[str, Any], factory: Callable[..., Any], subscription: str) -> Any:
+        """One client per subscription and kind, built on first use and shared by every thread."""
+        key = subscription.casefold()
+        client = cache.get(key)
+        if client is None:
             credential = self.credential()
             with self._lock:
-                client = self._resources.get(key)
+                client = cache.get(key)
                 if client is None:
-                    client = ResourceManagementClient(credential, subscription, **self._client_kwargs())
-                    self._resources[key] = client
+                    client = cache[key] = factory(credential, subscription, **self._client_kwargs())
         return client
 
     # -- calls -----------------------------------------------------------------------------------
