@@ -71,17 +71,20 @@ class Reservations:
         with slots.lock:
             now = time.monotonic()
             for key, held in list(slots.pending.items()):
-                done = held.created_at
-                if done is not None and (done < listed_at or done < now - _RECENT_SECONDS):
-                    del slots.pending[key]
-            if name.casefold() in slots.pending:
+                if held.created_at is not None and held.created_at < now - _RECENT_SECONDS:
+                    del slots.pending[key]  # long since visible to every list (or gone)
+            # A capture created before this caller's list started is in that list, or was deleted since:
+            # the list is the truth for it. Others' reservations are skipped here, never removed, because a
+            # concurrent caller with an older list still needs them.
+            live = [h for h in slots.pending.values() if h.created_at is None or h.created_at >= listed_at]
+            if any(h.name.casefold() == name.casefold() for h in live):
                 return TargetResult(target.raw, Outcome.DUPLICATE, f"capture {name} is being created")
-            for held in slots.pending.values():
+            for held in live:
                 if held.target_key == target.key:
                     return TargetResult(
                         target.raw, Outcome.DUPLICATE, f"capture {held.name} was just started on this VM"
                     )
-            names = {n.casefold() for n in listed} | set(slots.pending)
+            names = {n.casefold() for n in listed} | {h.name.casefold() for h in live}
             if len(names) >= limit:
                 return TargetResult(
                     target.raw,

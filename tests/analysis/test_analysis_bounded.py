@@ -7,8 +7,7 @@ import tracemalloc
 
 import pytest
 
-from capture import analysis
-from capture.analysis import Findings, analyze
+from capture.analysis import Findings, analyze, readers
 from emulator.pcapgen import VM
 
 from .conftest import CaptureFactory
@@ -50,7 +49,7 @@ def test_max_flows_is_respected_and_counts_stay_exact(capture: CaptureFactory) -
 
 def test_memory_is_flat_in_file_size(capture: CaptureFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # smaller read chunks, so that both files span many of them (the real chunk is 1 MiB)
-    monkeypatch.setattr(analysis, "_CHUNK", 32 * 1024)
+    monkeypatch.setattr(readers, "_CHUNK", 32 * 1024)
     small = capture("synflood", duration_s=1.5, seed=1)
     large = capture("synflood", duration_s=6.0, seed=1)
     assert len(large.data) > 3.5 * len(small.data)

@@ -119,7 +119,7 @@ def test_every_fixture_has_an_expectation():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_payload_through_the_webhook(call, emu, name):
     status, word, outcomes, fragment = EXPECTED[name]
-    got_status, body, response = call("alert_webhook", request(body=(PAYLOADS / name).read_bytes()))
+    got_status, body, _ = call("alert_webhook", request(body=(PAYLOADS / name).read_bytes()))
     assert (got_status, body["status"]) == (status, word), body
     assert [r["outcome"] for r in body["results"]] == outcomes
     first = body.get("error") or (body["results"][0].get("error") if body["results"] else None) or {}

@@ -1,0 +1,269 @@
+"""The one streaming pass: the per-packet hot loop, kept in one function with its names bound locally."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import BinaryIO
+
+from .dissect import _IP4, _IP6, _PORTS, _TCP, _UDP, _ipv6_ext, _link
+from .dns import _dns
+from .findings import MAX_BUCKETS, Findings
+from .flows import _Flow, _State
+from .icmp import _unreachable
+from .readers import _open
+from .summary import _findings
+
+_FINE_BUCKETS = 4 * MAX_BUCKETS  # the pass keeps a finer series and merges it down at the end
+_MASK32 = 0xFFFFFFFF
+_HALF32 = 0x80000000
+# bucket widths in units of 10 ms; each divides the next, so buckets merge exactly
+_LADDER = (1, 2, 10, 20, 100, 200, 1000, 2000, 6000, 12000, 60000, 120000, 360000, 720000)
+
+
+def analyze_file(path: str | Path, *, max_flows: int = 10_000) -> Findings:
+    """``analyze`` on a local file."""
+    with open(path, "rb", buffering=0) as fh:
+        return analyze(fh, max_flows=max_flows)
+
+
+def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
+    """Analyse a pcap/pcapng stream in one pass; raises ``CaptureReadError`` if it is not a capture."""
+    if max_flows < 4:
+        raise ValueError("max_flows must be at least 4")
+    info, records = _open(stream)
+    st = _State(max_flows)
+    flows = st.flows
+    flows_get = flows.get
+    ip4 = _IP4.unpack_from
+    ip6 = _IP6.unpack_from
+    tcp_u = _TCP.unpack_from
+    ports_u = _PORTS.unpack_from
+    udp_u = _UDP.unpack_from
+
+    packets = total = captured = 0
+    first = math.inf
+    last = -math.inf
+    other_pk = other_by = 0  # frames that are not IP (or whose IP header was not captured)
+    no_ports = 0
+    snap_cut = 0
+    tcp_pk = tcp_data = syns = rsts = rtx = rtx_by = zwin = tcp_nohdr = handshakes = 0
+    dns_pk = dns_q = dns_r = dns_bad = 0
+    icmp_unreach = 0
+    # the series: fixed 120 buckets, width grows along _LADDER
+    s_level = 0
+    s_width = _LADDER[0] / 100.0
+    s_inv = 1.0 / s_width
+    s_pk = [0] * _FINE_BUCKETS
+    s_by = [0] * _FINE_BUCKETS
+    s_t0 = 0.0
+    s_hi = 0
+
+    for ts, buf, off, cap, wire, link in records:
+        if packets == 0:
+            s_t0 = ts
+        packets += 1
+        total += wire
+        captured += cap
+        if cap < wire:
+            snap_cut += 1
+        if ts < first:
+            first = ts
+        if ts > last:
+            last = ts
+        idx = int((ts - s_t0) * s_inv)
+        if idx >= _FINE_BUCKETS:
+            while idx >= _FINE_BUCKETS:
+                s_level += 1
+                new_width = _LADDER[s_level] if s_level < len(_LADDER) else _LADDER[-1] * 2 ** (s_level - 13)
+                old_width = (
+                    _LADDER[s_level - 1] if s_level - 1 < len(_LADDER) else _LADDER[-1] * 2 ** (s_level - 14)
+                )
+                k = new_width // old_width
+                s_pk = [sum(s_pk[i : i + k]) for i in range(0, _FINE_BUCKETS, k)]
+                s_by = [sum(s_by[i : i + k]) for i in range(0, _FINE_BUCKETS, k)]
+                s_pk += [0] * (_FINE_BUCKETS - len(s_pk))
+                s_by += [0] * (_FINE_BUCKETS - len(s_by))
+                s_hi //= k
+                s_width = new_width / 100.0
+                s_inv = 1.0 / s_width
+                idx = int((ts - s_t0) * s_inv)
+        elif idx < 0:
+            idx = 0
+        if idx > s_hi:
+            s_hi = idx
+        s_pk[idx] += 1
+        s_by[idx] += wire
+
+        # ---- link layer -> (l3 offset, ethertype)
+        end = off + cap
+        if link == 1:
+            if cap < 14:
+                other_pk += 1
+                other_by += wire
+                continue
+            et = (buf[off + 12] << 8) | buf[off + 13]
+            l3 = off + 14
+            while et == 0x8100 or et == 0x88A8:
+                if l3 + 4 > end:
+                    et = 0
+                    break
+                et = (buf[l3 + 2] << 8) | buf[l3 + 3]
+                l3 += 4
+        else:
+            l3, et = _link(link, buf, off, cap)
+
+        # ---- network layer
+        if et == 0x0800:
+            if end - l3 < 20:
+                other_pk += 1
+                other_by += wire
+                continue
+            vihl, iplen, frag, proto, src, dst = ip4(buf, l3)
+            ihl = (vihl & 15) << 2
+            l4 = l3 + ihl
+            payload_len = iplen - ihl if iplen else wire - (l4 - off)
+            has_l4 = not (frag & 0x1FFF)
+        elif et == 0x86DD:
+            if end - l3 < 40:
+                other_pk += 1
+                other_by += wire
+                continue
+            payload_len, proto, src, dst = ip6(buf, l3)
+            l4 = l3 + 40
+            has_l4 = True
+            if proto in (0, 43, 44, 60, 51):
+                proto, l4, payload_len, has_l4 = _ipv6_ext(buf, l4, end, proto, payload_len)
+        else:
+            other_pk += 1
+            other_by += wire
+            continue
+
+        # ---- transport: ports when captured
+        avail = end - l4 if has_l4 else 0
+        tcp_full = False
+        sport = dport = -1
+        if proto == 6:
+            tcp_pk += 1
+            if avail >= 16:
+                sport, dport, seq, _ack, offflags, win = tcp_u(buf, l4)
+                tcp_full = True
+            else:
+                tcp_nohdr += 1
+                if avail >= 4:
+                    sport, dport = ports_u(buf, l4)
+        elif proto == 17 and avail >= 4:
+            sport, dport = ports_u(buf, l4)
+        if sport < 0:
+            no_ports += 1
+
+        # ---- the conversation
+        if src < dst or (src == dst and sport <= dport):
+            key = (src, dst, sport, dport, proto)
+            fwd = True
+        else:
+            key = (dst, src, dport, sport, proto)
+            fwd = False
+        f = flows_get(key)
+        if f is None:
+            if len(flows) >= max_flows:
+                st.evict()
+            st.flow_order += 1
+            st.conversations += 1
+            f = flows[key] = _Flow(key, ts, fwd, st.flow_order)
+            if len(flows) > st.peak:
+                st.peak = len(flows)
+        if fwd:
+            f.pk_ab += 1
+            f.by_ab += wire
+        else:
+            f.pk_ba += 1
+            f.by_ba += wire
+        f.last = ts
+
+        if tcp_full:
+            flags = offflags & 0x3F
+            if flags & 0x07:  # SYN, FIN or RST
+                if flags & 0x02:
+                    if flags & 0x10:
+                        # SYN-ACK: the handshake RTT from the (last) SYN of the other side
+                        if not f.synack and f.syns and f.client_a != fwd:
+                            f.synack = True
+                            handshakes += 1
+                            st.rtt((ts - f.syn_ts) * 1000.0)
+                    else:
+                        syns += 1
+                        f.syns += 1
+                        f.syn_ts = ts
+                        f.client_a = fwd
+                if flags & 0x04:
+                    rsts += 1
+                    st.rsts_by_source.add(src)
+                f.flags |= flags
+            elif win == 0:
+                zwin += 1
+                f.zwin += 1
+                st.zwin_by_source.add(src)
+            plen = payload_len - ((offflags >> 12) << 2)
+            if plen > 0:
+                tcp_data += 1
+                f.data_pk += 1
+                e = (seq + plen) & _MASK32
+                h = f.hi_ab if fwd else f.hi_ba
+                if h < 0:
+                    h = e
+                else:
+                    d = (e - h) & _MASK32
+                    if d == 0 or d >= _HALF32:
+                        # ends at or before the highest byte already seen: sent again (keep-alives excepted)
+                        if not (plen == 1 and d == 0):
+                            rtx += 1
+                            rtx_by += wire
+                            f.rtx += 1
+                            f.rtx_by += wire
+                    else:
+                        h = e
+                if fwd:
+                    f.hi_ab = h
+                else:
+                    f.hi_ba = h
+        elif proto == 17:
+            if sport == 53 or dport == 53:
+                dns_pk += 1
+                ulen = udp_u(buf, l4)[2] if avail >= 6 else 0
+                start = l4 + 8
+                if ulen < 8 or start + ulen - 8 > end:
+                    dns_bad += 1
+                else:
+                    kind = _dns(st, buf[start : start + ulen - 8])
+                    if kind == 1:
+                        dns_q += 1
+                    elif kind == 2:
+                        dns_r += 1
+                    else:
+                        dns_bad += 1
+        elif (proto == 1 or proto == 58) and avail >= 4:
+            itype = buf[l4]
+            if (itype == 3 and proto == 1) or (itype == 1 and proto == 58):
+                icmp_unreach += 1
+                _unreachable(st, buf, l4, end, src, proto, itype, buf[l4 + 1])
+
+    # -------------------------------------------------------------------------------------------------
+    for f in list(flows.values()):
+        st.retire(f)
+    return _findings(
+        st,
+        info,
+        packets=packets,
+        total=total,
+        captured=captured,
+        first=first,
+        last=last,
+        other=(other_pk, other_by),
+        no_ports=no_ports,
+        snap_cut=snap_cut,
+        tcp=(tcp_pk, tcp_data, syns, rsts, rtx, rtx_by, zwin, tcp_nohdr, handshakes),
+        dns=(dns_pk, dns_q, dns_r, dns_bad),
+        icmp_unreach=icmp_unreach,
+        series=(s_width, s_pk[: s_hi + 1] if packets else [], s_by[: s_hi + 1] if packets else []),
+    )
