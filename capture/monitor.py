@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from capture.arm import Arm, ArmError, Watcher, count_calls, text
-from capture.naming import is_ours, parse_storage_path
+from capture.arm import Arm, ArmError, CaptureInfo, Watcher, count_calls, text
+from capture.naming import PathInfo, is_ours, parse_storage_path
 from capture.notify import Report, deliver, stop_reason_text
 from capture.settings import Settings
 
 if TYPE_CHECKING:
-    from azure.mgmt.network.models import PacketCaptureQueryStatusResult, PacketCaptureResult
+    from azure.mgmt.network.models import PacketCaptureQueryStatusResult
 
 log = logging.getLogger("capture.monitor")
 
@@ -42,11 +42,16 @@ class OurCapture:
     """A capture this app started, with where it lives."""
 
     watcher: Watcher
-    resource: PacketCaptureResult
+    resource: CaptureInfo
 
     @property
     def name(self) -> str:
-        return self.resource.name or ""
+        return self.resource.name
+
+    @property
+    def path(self) -> PathInfo | None:
+        """What the storage path this app chose says about the alert (None for other paths)."""
+        return parse_storage_path(self.resource.storage_path)
 
 
 @dataclass
@@ -58,20 +63,19 @@ class LiveStatus:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        props = self.capture.resource.properties
-        storage = props.storage_location if props else None
-        path = parse_storage_path(storage.storage_path if storage else None)
+        resource = self.capture.resource
+        path = self.capture.path
         errors = [text(e) or "" for e in (self.status.packet_capture_error or [])] if self.status else []
         stop_reason = self.status.stop_reason if self.status else None
         state = text(self.status.packet_capture_status) if self.status else None
         return {
             "name": self.capture.name,
-            "id": self.capture.resource.id,
-            "target": props.target if props else None,
+            "id": resource.id,
+            "target": resource.target,
             "vm": path.vm if path else None,
             "watcher": self.capture.watcher.id,
             "region": self.capture.watcher.location,
-            "provisioningState": text(props.provisioning_state) if props else None,
+            "provisioningState": resource.provisioning_state,
             "status": state,
             "captureStartTime": self.status.capture_start_time.isoformat()
             if self.status and self.status.capture_start_time
@@ -81,9 +85,9 @@ class LiveStatus:
             if state in {"Stopped", "Error"}
             else None,
             "errors": errors,
-            "timeLimitSeconds": props.time_limit_in_seconds if props else None,
-            "storagePath": storage.storage_path if storage else None,
-            "filePath": storage.file_path if storage else None,
+            "timeLimitSeconds": resource.time_limit_seconds,
+            "storagePath": resource.storage_path,
+            "filePath": resource.file_path,
             "alert": {"rule": path.rule, "instance": path.alert} if path else None,
             "statusError": self.error,
         }
@@ -131,7 +135,7 @@ class Monitor:
         for subscription in self.subscriptions():
             for watcher in self.arm.list_watchers(subscription):
                 for resource in self.arm.list_captures(watcher):
-                    if is_ours(resource.name or "", prefix):
+                    if is_ours(resource.name, prefix):
                         yield OurCapture(watcher, resource)
 
     def live(self, capture: OurCapture) -> LiveStatus:
@@ -167,8 +171,7 @@ class Monitor:
             log.warning(json.dumps({"event": "monitor_error", "error": exc.code}))
             return result
         for capture in captures:
-            props = capture.resource.properties
-            state = (text(props.provisioning_state) or "").casefold() if props else ""
+            state = (capture.resource.provisioning_state or "").casefold()
             if state == "deleting":
                 continue  # being cleaned up: its report was delivered
             try:
@@ -184,9 +187,7 @@ class Monitor:
 
     def _finished(self, capture: OurCapture, provisioning: str) -> Report | None:
         """The capture's report when it has ended (or failed to start); None while it runs."""
-        props = capture.resource.properties
-        storage = props.storage_location if props else None
-        path = parse_storage_path(storage.storage_path if storage else None)
+        path = capture.path
         if provisioning == "failed":
             return self._report_for(
                 capture,
@@ -222,14 +223,12 @@ class Monitor:
         errors: list[str],
         reason_text: str | None,
     ) -> Report:
-        props = capture.resource.properties
-        storage = props.storage_location if props else None
-        path = parse_storage_path(storage.storage_path if storage else None)
+        path = capture.path
         stop_reason = status.stop_reason if status else None
         return Report(
             name=capture.name,
             capture_id=capture.resource.id,
-            target=props.target if props else None,
+            target=capture.resource.target,
             vm=path.vm if path else None,
             watcher=capture.watcher.id,
             outcome=outcome,
@@ -238,8 +237,8 @@ class Monitor:
             stop_reason_text=reason_text or stop_reason_text(stop_reason, errors),
             errors=errors,
             start_time=status.capture_start_time if status else None,
-            storage_path=storage.storage_path if storage else None,
-            file_path=storage.file_path if storage else None,
+            storage_path=capture.resource.storage_path,
+            file_path=capture.resource.file_path,
             rule=path.rule if path else None,
             alert=path.alert if path else None,
         )

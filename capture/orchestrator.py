@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from capture.arm import Arm, ArmError, Watcher, text
+from capture.arm import Arm, ArmError, CaptureInfo, Watcher, text
 from capture.decisions import Outcome, TargetResult
 from capture.naming import capture_name, storage_path
 from capture.payloads import AlertEvent
@@ -23,7 +23,7 @@ from capture.resource_ids import ResourceId
 from capture.settings import CaptureOptions, Settings
 
 if TYPE_CHECKING:
-    from azure.mgmt.network.models import PacketCapture, PacketCaptureResult
+    from azure.mgmt.network.models import PacketCapture
 
 log = logging.getLogger(__name__)
 
@@ -110,20 +110,16 @@ class Reservations:
 _reservations = Reservations()
 
 
-def _targets_vm(capture: PacketCaptureResult, target: ResourceId) -> bool:
+def _targets_vm(capture: CaptureInfo, target: ResourceId) -> bool:
     """Does this capture record on the target VM (directly, or as its scale set's instance)?"""
-    props = capture.properties
-    if props is None or not props.target:
+    if not capture.target:
         return False
     if target.kind == "vm":
-        return bool(props.target.casefold() == target.key)
-    if props.target.casefold() != (target.scale_set_id or "").casefold():
+        return capture.target.casefold() == target.key
+    if capture.target.casefold() != (target.scale_set_id or "").casefold():
         return False
-    scope = props.scope
-    include = [str(i) for i in (scope.include or [])] if scope else []
-    exclude = [str(i) for i in (scope.exclude or [])] if scope else []
     instance = target.instance_id or ""
-    return (not include or instance in include) and instance not in exclude
+    return (not capture.include or instance in capture.include) and instance not in capture.exclude
 
 
 def build_body(
@@ -161,30 +157,24 @@ def build_body(
     return PacketCapture(properties=params)
 
 
-def capture_summary(result: PacketCaptureResult, watcher: Watcher, region: str) -> dict[str, Any]:
-    """What the webhook tells the caller about a started capture (and where to follow it)."""
-    props = result.properties
-    storage = props.storage_location if props else None
-    name = result.name or ""
+def capture_summary(capture: CaptureInfo, watcher: Watcher, region: str) -> dict[str, Any]:
+    """What the webhook tells the caller about a capture (and where to follow it)."""
+    storage = {
+        "storageId": capture.storage_id,
+        "storagePath": capture.storage_path,
+        "filePath": capture.file_path,
+    }
     return {
-        "name": name,
-        "id": result.id,
-        "target": props.target if props else None,
-        "targetType": text(props.target_type) if props else None,
+        "name": capture.name,
+        "id": capture.id,
+        "target": capture.target,
+        "targetType": capture.target_type,
         "watcher": watcher.id,
         "region": region,
-        "timeLimitSeconds": props.time_limit_in_seconds if props else None,
-        "provisioningState": text(props.provisioning_state) if props else None,
-        "storage": {
-            k: v
-            for k, v in {
-                "storageId": storage.storage_id if storage else None,
-                "storagePath": storage.storage_path if storage else None,
-                "filePath": storage.file_path if storage else None,
-            }.items()
-            if v
-        },
-        "follow": f"GET /api/captures/{name}",
+        "timeLimitSeconds": capture.time_limit_seconds,
+        "provisioningState": capture.provisioning_state,
+        "storage": {k: v for k, v in storage.items() if v},
+        "follow": f"GET /api/captures/{capture.name}",
     }
 
 
@@ -235,8 +225,7 @@ class Orchestrator:
         for capture in captures:
             if not _targets_vm(capture, target):
                 continue
-            props = capture.properties
-            if props is not None and (text(props.provisioning_state) or "").casefold() in {
+            if (capture.provisioning_state or "").casefold() in {
                 "failed",
                 "deleting",
             }:
