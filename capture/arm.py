@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +38,8 @@ TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # How long region and watcher facts are trusted; a stale entry only costs one failed call.
 CACHE_SECONDS = 3600.0
 SUBSCRIPTIONS_API_VERSION = "2022-12-01"
+POOL_SIZE = 32
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 # The Microsoft.Network api-version azure-mgmt-network 33.1 sends, used for the raw capture list.
 NETWORK_API_VERSION = "2026-03-01"
 
@@ -232,7 +235,27 @@ class Arm:
             "retry_policy": _retry_policy(),
             "raw_request_hook": _on_request,
             "polling_interval": 1,
+            "transport": self._transport(),
         }
+
+    def _transport(self) -> Any:
+        """A keep-alive connection pool sized for concurrent deliveries (requests' default is 10).
+
+        Without a proxy configured, requests' per-call scan of proxy and CA variables is skipped (about
+        0.6 ms a call); the CA bundle a test or the local emulator sets is still honoured.
+        """
+        import requests
+        from azure.core.pipeline.transport import RequestsTransport
+
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+        session.mount("https://", adapter)
+        proxied = any(os.environ.get(name) for name in _PROXY_VARIABLES)
+        verify: bool | str = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        session.trust_env = proxied
+        return RequestsTransport(
+            session=session, session_owner=False, use_env_settings=proxied, connection_verify=verify
+        )
 
     def network(self, subscription: str) -> NetworkManagementClient:
         from azure.mgmt.network import NetworkManagementClient
