@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 REPORTS_PREFIX = "alert-captures/_reports/"
 
 
-class _ChunkStream(io.RawIOBase):
+class ChunkStream(io.RawIOBase):
     """A read-only file over a blob download's chunks: the analyser streams, nothing is held whole."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
@@ -109,7 +109,7 @@ def _analyze_into(report: Report, service: BlobServiceClient) -> None:
     blob = service.get_blob_client(container, name)
     try:
         downloader = blob.download_blob()
-        findings = analyze(io.BufferedReader(_ChunkStream(downloader.chunks()), buffer_size=1 << 20))
+        findings = analyze(io.BufferedReader(ChunkStream(downloader.chunks()), buffer_size=1 << 20))
     except ResourceNotFoundError:
         report.analysis_error = "the capture file was not found in storage"
         return

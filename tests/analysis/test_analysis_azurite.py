@@ -5,7 +5,6 @@ it into the analysis."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.storage.blob import BlobClient, BlobServiceClient
 
 from capture.analysis import analyze
+from capture.blobs import ChunkStream
 from emulator.azurite import (
     ACCOUNT,
     Azurite,
@@ -64,28 +64,6 @@ class ManagedIdentity:
         return AccessToken(token, expires_on)
 
 
-class Chunks(io.RawIOBase):
-    """A read-only stream over a blob download's chunks (nothing held whole)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self.chunks = chunks
-        self.pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self.pending:
-            try:
-                self.pending = next(self.chunks)
-            except StopIteration:
-                return 0
-        n = min(len(buffer), len(self.pending))
-        buffer[:n] = self.pending[:n]
-        self.pending = self.pending[n:]
-        return n
-
-
 def test_capture_round_trip_with_bearer_token(
     azurite: Azurite, tls_files: tuple[Path, Path], capture: CaptureFactory
 ) -> None:
@@ -107,7 +85,7 @@ def test_capture_round_trip_with_bearer_token(
     assert identity.scopes[0] == "https://storage.azure.com/.default"
 
     downloader = blob.download_blob(max_concurrency=1)
-    findings = analyze(io.BufferedReader(Chunks(downloader.chunks()), buffer_size=1 << 20))
+    findings = analyze(io.BufferedReader(ChunkStream(downloader.chunks()), buffer_size=1 << 20))
     assert_matches_truth(findings, gen.truth)
 
     # uploading again overwrites; the container already exists
