@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from emulator.core import FOREIGN_CREDENTIAL_ENV
+
 if TYPE_CHECKING:
     from azure.mgmt.network import NetworkManagementClient
 
@@ -42,18 +44,6 @@ FUNCTION_KEY = "bench-key"
 REGIONS: tuple[tuple[str, str, str], ...] = (
     ("eastus", "NetworkWatcherRG", "NetworkWatcher_eastus"),
     ("westeurope", "rg-network", "nw-weu-prod"),
-)
-# Credentials that would make DefaultAzureCredential pick something other than the emulator's identity.
-_FOREIGN_CREDENTIAL_ENV = (
-    "AZURE_CLIENT_ID",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_TENANT_ID",
-    "AZURE_USERNAME",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "IDENTITY_SERVER_THUMBPRINT",
-    "IMDS_ENDPOINT",
 )
 SECTIONS = ("latency", "scaling", "storm", "coldstart", "faults", "analysis")
 
@@ -380,8 +370,8 @@ def app_settings(emu: Emulator, bench: BenchWorld, **settings: str) -> dict[str,
 @contextmanager
 def app_environment(values: dict[str, str]) -> Iterator[None]:
     """Set app settings in os.environ (restored afterwards) and reset the app's per-process state."""
-    saved = {key: os.environ.get(key) for key in (*values, *_FOREIGN_CREDENTIAL_ENV)}
-    for key in _FOREIGN_CREDENTIAL_ENV:
+    saved = {key: os.environ.get(key) for key in (*values, *FOREIGN_CREDENTIAL_ENV)}
+    for key in FOREIGN_CREDENTIAL_ENV:
         os.environ.pop(key, None)
     os.environ.update(values)
     reset_app_state()
@@ -397,7 +387,7 @@ def app_environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def subprocess_env(values: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_CREDENTIAL_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in FOREIGN_CREDENTIAL_ENV}
     env.update(values)
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env

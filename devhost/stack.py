@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from devhost.host import LocalHost
-from emulator import Emulator
+from emulator import FOREIGN_CREDENTIAL_ENV, Emulator
 from emulator.azurite import Azurite, dev_credential, upload_capture
 from emulator.captures import StoppedCapture
 from emulator.pcapgen import generate_for_capture
@@ -175,6 +175,8 @@ class LocalStack:
         }
 
     def _set_env(self, values: dict[str, str]) -> None:
+        for key in FOREIGN_CREDENTIAL_ENV:  # e.g. an AZURE_CLIENT_ID in the developer's shell
+            self._saved_env.setdefault(key, os.environ.pop(key, None))
         for key, value in values.items():
             self._saved_env.setdefault(key, os.environ.get(key))
             os.environ[key] = value

@@ -7,13 +7,14 @@ The real, unmodified azure-mgmt-network / azure-mgmt-resource / azure-identity S
 
 from .captures import StoppedCapture
 from .clock import Clock
-from .core import Emulator, RequestRecord
+from .core import FOREIGN_CREDENTIAL_ENV, Emulator, RequestRecord
 from .errors import ArmError
 from .faults import FaultRule, Faults
 from .tls import ensure_certificate
 from .world import Behaviour, Extension, Identity, World, WorldError
 
 __all__ = [
+    "FOREIGN_CREDENTIAL_ENV",
     "ArmError",
     "Behaviour",
     "Clock",

@@ -37,6 +37,19 @@ IDENTITY_API_VERSION = (
 )
 
 StoppedHook = Callable[[StoppedCapture], None]
+# Settings that would make DefaultAzureCredential use another identity than the emulator's endpoint:
+# whoever points an app at the emulator removes them.
+FOREIGN_CREDENTIAL_ENV = (
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_TENANT_ID",
+    "AZURE_USERNAME",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "IDENTITY_SERVER_THUMBPRINT",
+    "IMDS_ENDPOINT",
+)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from .core import Emulator
+from .core import FOREIGN_CREDENTIAL_ENV, Emulator
 from .world import World
 
 SAMPLE_WORLD = Path(__file__).resolve().parents[1] / "samples" / "world.json"
@@ -59,17 +59,7 @@ def emulator_fixture(
             if set_env:
                 for key, value in emu.env().items():
                     mp.setenv(key, value)
-                for key in (
-                    "AZURE_CLIENT_ID",
-                    "AZURE_CLIENT_SECRET",
-                    "AZURE_TENANT_ID",
-                    "AZURE_USERNAME",
-                    "AZURE_FEDERATED_TOKEN_FILE",
-                    "MSI_ENDPOINT",
-                    "MSI_SECRET",
-                    "IDENTITY_SERVER_THUMBPRINT",
-                    "IMDS_ENDPOINT",
-                ):
+                for key in FOREIGN_CREDENTIAL_ENV:
                     mp.delenv(key, raising=False)
             yield emu
 

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 DEFAULT_TENANT = "72f988bf-0000-4000-8000-00000000e001"
@@ -37,6 +37,8 @@ _UNRELATED_TYPES = (
     "Microsoft.Logic/workflows",
     "Microsoft.ManagedIdentity/userAssignedIdentities",
 )
+
+T = TypeVar("T")
 
 
 class WorldError(ValueError):
@@ -591,22 +593,17 @@ class World:
 
     def find_vm(self, name: str) -> VirtualMachine:
         """The VM named ``name`` (any resource group); KeyError if absent or ambiguous."""
-        with self.lock:
-            found = [v for v in self._vms.values() if v.name.lower() == name.lower()]
-        if len(found) != 1:
-            raise KeyError(name)
-        return found[0]
+        return self._find(self._vms, name)
 
     def find_scale_set(self, name: str) -> ScaleSet:
-        with self.lock:
-            found = [v for v in self._scale_sets.values() if v.name.lower() == name.lower()]
-        if len(found) != 1:
-            raise KeyError(name)
-        return found[0]
+        return self._find(self._scale_sets, name)
 
     def find_storage_account(self, name: str) -> StorageAccount:
+        return self._find(self._storage, name)
+
+    def _find(self, resources: dict[str, T], name: str) -> T:
         with self.lock:
-            found = [v for v in self._storage.values() if v.name.lower() == name.lower()]
+            found = [r for r in resources.values() if getattr(r, "name", "").lower() == name.lower()]
         if len(found) != 1:
             raise KeyError(name)
         return found[0]

@@ -7,27 +7,25 @@ from typing import Any
 
 import pytest
 
-from emulator import Emulator
+from emulator import FOREIGN_CREDENTIAL_ENV, Emulator
 from emulator.testing import SAMPLE_WORLD
 from tests.conftest import STORAGE_ID, reset_app_state
+
+
+def point_app_at(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, **settings: str) -> None:
+    """App settings aimed at the emulator (and nothing else), as a fresh worker process would read them."""
+    for key, value in {**emulator.env(), "CAPTURE_STORAGE_ACCOUNT_ID": STORAGE_ID, **settings}.items():
+        monkeypatch.setenv(key, value)
+    for key in FOREIGN_CREDENTIAL_ENV:
+        monkeypatch.delenv(key, raising=False)
+    reset_app_state()
 
 
 @pytest.fixture
 def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
     """The sample world on a frozen clock (tests move time with emu.advance)."""
     with Emulator(SAMPLE_WORLD, time_scale=0.0, retry_after=0.0) as emulator:
-        for key, value in emulator.env().items():
-            monkeypatch.setenv(key, value)
-        for key in (
-            "AZURE_CLIENT_ID",
-            "AZURE_CLIENT_SECRET",
-            "AZURE_TENANT_ID",
-            "MSI_ENDPOINT",
-            "IMDS_ENDPOINT",
-        ):
-            monkeypatch.delenv(key, raising=False)
-        monkeypatch.setenv("CAPTURE_STORAGE_ACCOUNT_ID", STORAGE_ID)
-        reset_app_state()
+        point_app_at(emulator, monkeypatch)
         yield emulator
         reset_app_state()
 

@@ -19,8 +19,8 @@ from devhost.stack import NotificationReceiver, capture_writer
 from emulator import Emulator
 from emulator.azurite import Azurite, dev_credential, upload_capture
 from emulator.testing import SAMPLE_WORLD
-from tests.conftest import STORAGE_ID, SUB, request, reset_app_state
-from tests.flow.conftest import captures
+from tests.conftest import SUB, request, reset_app_state
+from tests.flow.conftest import captures, point_app_at
 
 RG = f"/subscriptions/{SUB}/resourceGroups"
 VM_WEB_1 = f"{RG}/rg-app/providers/Microsoft.Compute/virtualMachines/vm-web-1"  # synflood scenario
@@ -47,15 +47,13 @@ def world(
     """Emulator (frozen clock) writing capture files to Azurite; the app pointed at both."""
     with Emulator(SAMPLE_WORLD, time_scale=0.0, retry_after=0.0, cert_dir=tls_files[0].parent) as emu:
         emu.on_capture_stopped = capture_writer(azurite, emu.ca_cert_path)
-        for key, value in emu.env().items():
-            monkeypatch.setenv(key, value)
-        for key in ("AZURE_CLIENT_ID", "MSI_ENDPOINT", "IMDS_ENDPOINT"):
-            monkeypatch.delenv(key, raising=False)
-        monkeypatch.setenv("CAPTURE_STORAGE_ACCOUNT_ID", STORAGE_ID)
-        monkeypatch.setenv("CAPTURE_BLOB_ENDPOINT", azurite.blob_endpoint)
-        monkeypatch.setenv("CAPTURE_NOTIFY_URL", receiver.url)
-        monkeypatch.setenv("CAPTURE_ALLOWED_SCOPES", f"/subscriptions/{SUB}")
-        reset_app_state()
+        point_app_at(
+            emu,
+            monkeypatch,
+            CAPTURE_BLOB_ENDPOINT=azurite.blob_endpoint,
+            CAPTURE_NOTIFY_URL=receiver.url,
+            CAPTURE_ALLOWED_SCOPES=f"/subscriptions/{SUB}",
+        )
         yield emu
         reset_app_state()
 
