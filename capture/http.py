@@ -138,7 +138,9 @@ def get_capture(req: func.HttpRequest) -> func.HttpResponse:
 def capture_monitor(timer: func.TimerRequest) -> None:
     """Follow captures to their end: notify, store findings, delete the finished resource."""
     result = _monitor().run()
-    log.info(
+    busy = result.reported or result.undelivered or result.errors
+    log.log(
+        logging.INFO if busy else logging.DEBUG,
         json.dumps(
             {
                 "event": "monitor_run",
@@ -149,7 +151,7 @@ def capture_monitor(timer: func.TimerRequest) -> None:
                 "armCalls": result.arm_calls,
                 "skipped": result.skipped,
             }
-        )
+        ),
     )
 
 

@@ -9,7 +9,6 @@ are set in the environment, exactly as a Function App's application settings wou
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -264,13 +263,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("emulator").setLevel(logging.WARNING)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for number in (signal.SIGTERM, signal.SIGINT):  # Ctrl-C, also when started in the background
+        signal.signal(number, lambda *_: stop.set())
     with LocalStack(
         port=args.port, key=args.key, time_scale=args.time_scale, monitor_interval=args.monitor_interval
     ) as stack:
         print(stack.banner(), flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+        stop.wait()
         print("\nstopping…", flush=True)
     return 0
 
