@@ -22,6 +22,11 @@ logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(l
 logging.getLogger("azure.identity").setLevel(logging.WARNING)
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+try:  # validate the settings when the worker loads the app, so a mistake shows in the start-up log
+    get_settings()
+except SettingsError as _invalid:
+    log.error("app settings are invalid, every request will say so until fixed: %s", _invalid)
 _CAPTURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}")
 
 

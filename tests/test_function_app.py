@@ -148,3 +148,26 @@ def test_no_input_produces_a_500(call, app_env, body):
     status, answer, _ = call("alert_webhook", request(body=body))
     assert status in {200, 202, 400, 403, 502, 503}
     assert answer["status"] in {"ignored", "rejected", "forbidden", "failed", "unavailable", "duplicate"}
+
+
+def test_invalid_settings_are_reported_when_the_app_loads():
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "CAPTURE_STORAGE_ACCOUNT_ID": "",
+        "CAPTURE_LOCAL_PATH": "",
+        "CAPTURE_MAX_SESSIONS": "lots",
+    }
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import logging; logging.basicConfig(); import function_app"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "app settings are invalid" in loaded.stderr
+    assert "CAPTURE_MAX_SESSIONS" in loaded.stderr
