@@ -16,10 +16,14 @@ from emulator.azurite import Azurite, AzuriteError
 from emulator.tls import ensure_certificate
 
 PAYLOADS = Path(__file__).parent / "payloads"
+# The sample world (samples/world.json) that the payload fixtures target.
 SUB = "00000000-0000-0000-0000-000000000001"
-STORAGE_ID = (
-    f"/subscriptions/{SUB}/resourceGroups/rg-capture/providers/Microsoft.Storage/storageAccounts/stcaptures"
-)
+RG = f"/subscriptions/{SUB}/resourceGroups"
+STORAGE_ID = f"{RG}/rg-capture/providers/Microsoft.Storage/storageAccounts/stcaptures"
+VM_WEB_1 = f"{RG}/rg-app/providers/Microsoft.Compute/virtualMachines/vm-web-1"
+VM_DB_1 = f"{RG}/rg-app/providers/Microsoft.Compute/virtualMachines/vm-db-1"
+VM_WEU_1 = f"{RG}/rg-weu/providers/Microsoft.Compute/virtualMachines/vm-weu-1"
+VMSS_API = f"{RG}/rg-app/providers/Microsoft.Compute/virtualMachineScaleSets/vmss-api"
 
 
 def payload(name: str) -> dict[str, Any]:

@@ -12,9 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import function_app
-from tests.conftest import SUB, payload, request
-
-VM = f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/vm-web-1"
+from tests.conftest import SUB, VM_WEB_1, payload, request
 
 
 def test_one_function_app_with_the_documented_functions(functions):
@@ -92,8 +90,11 @@ def test_non_vm_target_is_ignored_and_says_what_it_is(call, app_env):
             ).encode(),
             "..",
         ),
-        (json.dumps({"targets": [VM], "capture": {"timeLimitSeconds": 999999}}).encode(), "timeLimitSeconds"),
-        (json.dumps({"targets": [VM], "capture": {"speed": "fast"}}).encode(), "speed"),
+        (
+            json.dumps({"targets": [VM_WEB_1], "capture": {"timeLimitSeconds": 999999}}).encode(),
+            "timeLimitSeconds",
+        ),
+        (json.dumps({"targets": [VM_WEB_1], "capture": {"speed": "fast"}}).encode(), "speed"),
     ],
 )
 def test_bad_input_is_rejected_with_400_and_says_why(call, app_env, body, fragment):
@@ -110,14 +111,14 @@ def test_target_outside_allowed_scopes_is_forbidden_without_azure(call, app_env)
         CAPTURE_ALLOWED_SCOPES="/subscriptions/11111111-1111-1111-1111-111111111111",
         ARM_ENDPOINT="https://127.0.0.1:9",
     )  # nothing listens: any ARM call would fail
-    status, body, _ = call("alert_webhook", request(body={"targets": [VM], "reason": "manual"}))
+    status, body, _ = call("alert_webhook", request(body={"targets": [VM_WEB_1], "reason": "manual"}))
     assert (status, body["status"]) == (403, "forbidden")
     assert body["results"][0]["outcome"] == "forbidden"
 
 
 def test_invalid_settings_answer_json_without_internals(call, app_env):
     app_env(CAPTURE_TIME_LIMIT_SECONDS="forever")
-    status, body, _ = call("alert_webhook", request(body={"targets": [VM]}))
+    status, body, _ = call("alert_webhook", request(body={"targets": [VM_WEB_1]}))
     assert status == 500
     assert body["status"] == "misconfigured"
     assert "CAPTURE_TIME_LIMIT_SECONDS" in body["error"]["message"]

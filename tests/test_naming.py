@@ -5,15 +5,15 @@ from datetime import UTC, datetime
 
 from capture.naming import blob_location, capture_name, is_ours, parse_storage_path, storage_path
 from capture.resource_ids import parse_resource_id
+from tests.conftest import VM_WEB_1, VMSS_API
 
-VM = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/vm-web-1"
-INSTANCE = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachineScaleSets/vmss-api/virtualMachines/1"
+INSTANCE = f"{VMSS_API}/virtualMachines/1"
 
 
 def test_same_alert_and_vm_give_the_same_name_whatever_the_case():
-    a = capture_name("alertcap", parse_resource_id(VM), "alert-1")
+    a = capture_name("alertcap", parse_resource_id(VM_WEB_1), "alert-1")
     b = capture_name(
-        "alertcap", parse_resource_id(VM.upper().replace("SUBSCRIPTIONS", "subscriptions")), "ALERT-1"
+        "alertcap", parse_resource_id(VM_WEB_1.upper().replace("SUBSCRIPTIONS", "subscriptions")), "ALERT-1"
     )
     assert a == b
     assert a.startswith("alertcap-vm-web-1-")
@@ -22,7 +22,7 @@ def test_same_alert_and_vm_give_the_same_name_whatever_the_case():
 
 
 def test_different_alert_or_vm_gives_a_different_name():
-    vm = parse_resource_id(VM)
+    vm = parse_resource_id(VM_WEB_1)
     assert capture_name("alertcap", vm, "alert-1") != capture_name("alertcap", vm, "alert-2")
     assert capture_name("alertcap", vm, "alert-1") != capture_name(
         "alertcap", parse_resource_id(INSTANCE), "alert-1"
@@ -30,7 +30,7 @@ def test_different_alert_or_vm_gives_a_different_name():
 
 
 def test_names_are_valid_arm_names_of_at_most_80_characters():
-    long_vm = VM.replace("vm-web-1", "v" * 64 + "_X.Y")
+    long_vm = VM_WEB_1.replace("vm-web-1", "v" * 64 + "_X.Y")
     name = capture_name("a" * 24, parse_resource_id(long_vm), "k")
     assert len(name) <= 80
     assert re.fullmatch(r"[a-z0-9][a-z0-9-]*[a-z0-9]", name)
@@ -42,7 +42,7 @@ def test_storage_path_round_trips_vm_time_rule_and_alert():
     path = storage_path(
         "stcaptures",
         "alertcap-vm-web-1-0123456789abcdef",
-        parse_resource_id(VM),
+        parse_resource_id(VM_WEB_1),
         started,
         "High CPU / web tier",
         "/subscriptions/x/providers/Microsoft.AlertsManagement/alerts/abc-123",

@@ -11,7 +11,6 @@ import copy
 import json
 import random
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,16 +25,11 @@ from capture.payloads import (
     alert_from_json,
     parse_alert,
 )
+from tests.conftest import PAYLOADS, SUB, VM_DB_1, VM_WEB_1, VM_WEU_1, VMSS_API
 
-PAYLOADS = Path(__file__).parent / "payloads"
-SUB = "00000000-0000-0000-0000-000000000001"
 P = f"/subscriptions/{SUB}"
 AM = f"{P}/providers/Microsoft.AlertsManagement/alerts"
-VM_WEB = f"{P}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/vm-web-1"
-VM_DB = f"{P}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/vm-db-1"
-VM_WEU = f"{P}/resourceGroups/rg-weu/providers/Microsoft.Compute/virtualMachines/vm-weu-1"
-VMSS = f"{P}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachineScaleSets/vmss-api"
-VMSS_1 = f"{VMSS}/virtualMachines/1"
+VMSS_1 = f"{VMSS_API}/virtualMachines/1"
 LOWER_WEB = f"{P}/resourcegroups/rg-app/providers/microsoft.compute/virtualmachines/vm-web-1"
 LOWER_DB = f"{P}/resourcegroups/rg-app/providers/microsoft.compute/virtualmachines/vm-db-1"
 FILTERS = '[{"protocol": "TCP", "remotePort": "443"}]'
@@ -182,7 +176,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "common-metric-fired-multi-vm.json": {
         "schema_name": "common/metric",
         "fired": True,
-        "targets": [LOWER_WEB, VM_DB],  # the third, an upper-case vm-web-1, is a duplicate
+        "targets": [LOWER_WEB, VM_DB_1],  # the third, an upper-case vm-web-1, is a duplicate
         "severity": "Sev1",
         # Raw values (an int stays an int); capture_local_path is a spelling of localPath.
         "overrides": {"bytesPerSession": 10485760, "localPath": "/var/captures/app"},
@@ -203,7 +197,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "instance_key": f"{AM}/11111111-2222-4333-8444-000000000004",
         "fired": True,
         "condition": "FIRED",
-        "targets": [VM_WEU.upper().replace(SUB.upper(), SUB)],
+        "targets": [VM_WEU_1.upper().replace(SUB.upper(), SUB)],
         "rule": "VM-WEU-CPU",
         "severity": "Sev3",
         "overrides": {"timeLimitSeconds": "30", "bytesPerPacket": "128"},
@@ -229,12 +223,12 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "common-log-v2-fired-link-only.json": {
         "schema_name": "common/log-v2",
         "fired": True,
-        "targets": [VM_WEU],  # from linkToSearchResultsAPI: no targets, no _ResourceId dimension
+        "targets": [VM_WEU_1],  # from linkToSearchResultsAPI: no targets, no _ResourceId dimension
     },
     "common-log-v1-fired-searchresults.json": {
         "schema_name": "common/log-v1",
         "fired": True,
-        "targets": [LOWER_WEB, VM_WEU.lower()],  # the _ResourceId column, de-duplicated
+        "targets": [LOWER_WEB, VM_WEU_1.lower()],  # the _ResourceId column, de-duplicated
         "monitoring_service": "Log Analytics",
         "region": None,  # dataSources[].region is the workspace's, not the VM's
     },
@@ -242,7 +236,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "schema_name": "common/activity-log",
         "instance_key": f"{AM}/11111111-2222-4333-8444-000000000008",
         "fired": True,
-        "targets": [VM_WEU.replace("resourceGroups", "resourcegroups")],
+        "targets": [VM_WEU_1.replace("resourceGroups", "resourcegroups")],
         "monitoring_service": "Activity Log - Administrative",
         # alertContext.properties is the event's, not custom properties: its capture* key is ignored.
         "custom_properties": {"captureTimeLimitSeconds": "300"},
@@ -285,7 +279,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "instance_key": "metric-alert:",
         "fired": True,
         "condition": "Activated",
-        "targets": [VM_WEB],
+        "targets": [VM_WEB_1],
         "rule": "vm-web-network-out",
         "severity": "2",
         "overrides": {"timeLimitSeconds": "90", "filters": FILTERS},
@@ -296,14 +290,14 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "schema_name": "metric-alert",
         "fired": False,
         "condition": "Resolved",
-        "targets": [VM_WEB],
+        "targets": [VM_WEB_1],
         "custom_properties": {},
     },
     "metric-alert-deactivated-vm-pascalcase.json": {
         "schema_name": "metric-alert",
         "fired": False,
         "condition": "Deactivated",
-        "targets": [VM_DB],
+        "targets": [VM_DB_1],
         "rule": "vm-db-network-out",
     },
     "activity-log-fired-vm.json": {
@@ -311,14 +305,14 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "instance_key": "activity-log:",
         "fired": True,
         "condition": "Activated",
-        "targets": [VM_DB],
+        "targets": [VM_DB_1],
         "overrides": {"timeLimitSeconds": "120", "localPath": "/var/captures/restarts"},
         "not_resource_alert": None,
     },
     "activity-log-resourcehealth-vm.json": {
         "schema_name": "activity-log",
         "fired": True,
-        "targets": [VM_WEU],
+        "targets": [VM_WEU_1],
         "monitoring_service": "ResourceHealth",
         "not_resource_alert": None,
     },
@@ -334,7 +328,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "instance_key": "classic-metric:",
         "fired": True,
         "condition": "Activated",
-        "targets": [VM_WEB],
+        "targets": [VM_WEB_1],
         "region": "eastus",
         "rule": "network-out-classic",
         "overrides": {"timeLimitSeconds": "45"},
@@ -344,7 +338,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "schema_name": "classic-metric",
         "fired": False,
         "condition": "Resolved",
-        "targets": [VM_WEU],
+        "targets": [VM_WEU_1],
         "region": "westeurope",
     },
     "legacy-log-analytics-fired.json": {
@@ -380,7 +374,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "instance_key": "manual:",
         "fired": True,
         "condition": "Fired",
-        "targets": [VM_WEB],
+        "targets": [VM_WEB_1],
         "description": "investigating slow checkout",
         "overrides": {"timeLimitSeconds": 120, "filters": [{"protocol": "TCP", "remotePort": "443"}]},
         "custom_properties": {},
@@ -390,7 +384,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "schema_name": "manual",
         "instance_key": "manual:runbook-4711",
         "fired": True,
-        "targets": [VM_DB, VMSS_1],
+        "targets": [VM_DB_1, VMSS_1],
         "overrides": {"bytesPerPacket": "128", "localPath": "/var/captures/baseline"},
     },
 }
@@ -467,14 +461,14 @@ def test_metric_alert_key_is_stable_per_firing() -> None:
     key = parse_doc(body).instance_key
     changed = copy.deepcopy(body)
     changed["data"]["context"]["portalLink"] = "https://example.invalid/"
-    changed["data"]["context"]["resourceId"] = VM_WEB.lower()
+    changed["data"]["context"]["resourceId"] = VM_WEB_1.lower()
     changed["data"]["properties"]["ticket"] = "INC-2"
     assert parse_doc(changed).instance_key == key
     later = copy.deepcopy(body)
     later["data"]["context"]["timestamp"] = "2026-03-03T09:40:12.0000000Z"
     assert parse_doc(later).instance_key != key
     other_vm = copy.deepcopy(body)
-    other_vm["data"]["context"]["resourceId"] = VM_DB
+    other_vm["data"]["context"]["resourceId"] = VM_DB_1
     assert parse_doc(other_vm).instance_key != key
 
 
@@ -509,18 +503,18 @@ def test_classic_and_legacy_keys_change_with_the_firing() -> None:
 
 
 def test_manual_key_is_derived_from_sorted_targets_and_reason() -> None:
-    a = parse_doc({"targets": [VM_WEB, VM_DB], "reason": "why"})
-    b = parse_doc({"targets": [VM_DB.upper().replace(SUB.upper(), SUB), VM_WEB], "reason": "why"})
+    a = parse_doc({"targets": [VM_WEB_1, VM_DB_1], "reason": "why"})
+    b = parse_doc({"targets": [VM_DB_1.upper().replace(SUB.upper(), SUB), VM_WEB_1], "reason": "why"})
     assert a.instance_key == b.instance_key
     assert a.instance_key.startswith("manual:")
     # Overrides do not identify the request; the reason and the targets do.
     assert parse_doc(
-        {"targets": [VM_WEB, VM_DB], "reason": "why", "capture": {"filters": "[]"}}
+        {"targets": [VM_WEB_1, VM_DB_1], "reason": "why", "capture": {"filters": "[]"}}
     ) == a.model_copy(update={"overrides": {"filters": "[]"}})
-    assert parse_doc({"targets": [VM_WEB, VM_DB], "reason": "other"}).instance_key != a.instance_key
-    assert parse_doc({"targets": [VM_WEB], "reason": "why"}).instance_key != a.instance_key
-    assert parse_doc({"targets": [VM_WEB, VM_DB]}).instance_key != a.instance_key
-    assert parse_doc({"targets": [VM_WEB], "id": "job-1"}).instance_key == "manual:job-1"
+    assert parse_doc({"targets": [VM_WEB_1, VM_DB_1], "reason": "other"}).instance_key != a.instance_key
+    assert parse_doc({"targets": [VM_WEB_1], "reason": "why"}).instance_key != a.instance_key
+    assert parse_doc({"targets": [VM_WEB_1, VM_DB_1]}).instance_key != a.instance_key
+    assert parse_doc({"targets": [VM_WEB_1], "id": "job-1"}).instance_key == "manual:job-1"
 
 
 # --- targets ---------------------------------------------------------------------------------------
@@ -530,10 +524,10 @@ def test_log_dimension_names_are_case_insensitive_and_must_be_ids() -> None:
     body = doc("common-log-v2-fired-workspace-dimension.json")
     dims = body["data"]["alertContext"]["condition"]["allOf"][0]["dimensions"]
     dims[0]["name"] = "_RESOURCEID"
-    dims.append({"name": "resourceid", "value": VM_WEB})
+    dims.append({"name": "resourceid", "value": VM_WEB_1})
     dims.append({"name": "ResourceId", "value": "b1b1b1b1-cccc-dddd-eeee-f2f2f2f2f2f2"})  # not an ARM ID
-    dims.append({"name": "Computer", "value": VM_WEU})  # not a resource-ID dimension
-    assert parse_doc(body).targets == [LOWER_DB, VM_WEB]
+    dims.append({"name": "Computer", "value": VM_WEU_1})  # not a resource-ID dimension
+    assert parse_doc(body).targets == [LOWER_DB, VM_WEB_1]
     # Without a usable dimension the workspace target is what the payload names.
     dims[:] = [{"name": "Computer", "value": "vm-db-1"}]
     assert parse_doc(body).targets == [body["data"]["essentials"]["alertTargetIDs"][0]]
@@ -541,10 +535,10 @@ def test_log_dimension_names_are_case_insensitive_and_must_be_ids() -> None:
 
 def test_prometheus_with_a_vm_target_is_a_resource_alert() -> None:
     body = doc("common-prometheus-fired.json")
-    body["data"]["essentials"]["alertTargetIDs"] = [VM_WEB]
+    body["data"]["essentials"]["alertTargetIDs"] = [VM_WEB_1]
     event = parse_doc(body)
     assert event.not_resource_alert is None
-    assert event.targets == [VM_WEB]
+    assert event.targets == [VM_WEB_1]
 
 
 def test_null_target_list_is_no_targets() -> None:
@@ -604,7 +598,7 @@ def test_override_given_twice_is_an_error() -> None:
 
 def test_manual_capture_keys_with_or_without_prefix() -> None:
     event = parse_doc(
-        {"targets": [VM_WEB], "capture": {"TimeLimitSeconds": "10", "captureFilters": "[]", "x": 1}}
+        {"targets": [VM_WEB_1], "capture": {"TimeLimitSeconds": "10", "captureFilters": "[]", "x": 1}}
     )
     assert event.overrides == {"timeLimitSeconds": "10", "filters": "[]", "x": 1}
 
@@ -648,7 +642,7 @@ def test_body_not_utf8() -> None:
 
 def test_utf16_body_is_not_utf8() -> None:
     with pytest.raises(PayloadError, match="not UTF-8"):
-        parse_alert(json.dumps({"targets": [VM_WEB]}).encode("utf-16"))
+        parse_alert(json.dumps({"targets": [VM_WEB_1]}).encode("utf-16"))
 
 
 @pytest.mark.parametrize(
@@ -684,10 +678,10 @@ def test_unknown_schema_id() -> None:
 
 
 def test_too_large() -> None:
-    padding = MAX_BODY_BYTES - len(json.dumps({"targets": [VM_WEB]}))
-    exact = json.dumps({"targets": [VM_WEB]}).encode() + b" " * padding
+    padding = MAX_BODY_BYTES - len(json.dumps({"targets": [VM_WEB_1]}))
+    exact = json.dumps({"targets": [VM_WEB_1]}).encode() + b" " * padding
     assert len(exact) == MAX_BODY_BYTES
-    assert parse_alert(exact).targets == [VM_WEB]
+    assert parse_alert(exact).targets == [VM_WEB_1]
     with pytest.raises(PayloadError) as caught:
         parse_alert(exact + b" ")
     assert caught.value.location == "body"
@@ -698,8 +692,8 @@ def test_too_large() -> None:
 
 
 def test_bom_and_bytearray_are_accepted() -> None:
-    assert parse_alert(b"\xef\xbb\xbf" + load("manual-fired-vm.json")).targets == [VM_WEB]
-    assert parse_alert(bytearray(load("manual-fired-vm.json"))).targets == [VM_WEB]  # type: ignore[arg-type]
+    assert parse_alert(b"\xef\xbb\xbf" + load("manual-fired-vm.json")).targets == [VM_WEB_1]
+    assert parse_alert(bytearray(load("manual-fired-vm.json"))).targets == [VM_WEB_1]  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("body", [b'{"targets": [NaN]}', b'{"x": Infinity}', b'{"x": ' + b"9" * 5000 + b"}"])
@@ -715,13 +709,13 @@ def test_deep_nesting() -> None:
 
 def test_targets_not_a_list() -> None:
     body = doc("common-metric-fired-vm.json")
-    body["data"]["essentials"]["alertTargetIDs"] = {"id": VM_WEB}
+    body["data"]["essentials"]["alertTargetIDs"] = {"id": VM_WEB_1}
     error = _error(body)
     assert (error.location, error.message) == (
         "data.essentials.alertTargetIDs",
         "expected a list of resource ID strings, got an object",
     )
-    body["data"]["essentials"]["alertTargetIDs"] = [VM_WEB, 42]
+    body["data"]["essentials"]["alertTargetIDs"] = [VM_WEB_1, 42]
     error = _error(body)
     assert (error.location, error.message) == (
         "data.essentials.alertTargetIDs[1]",
@@ -871,30 +865,30 @@ def test_other_schema_errors(name: str, mutate: Any, location: str, message: str
     ("body", "location", "message"),
     [
         (
-            {"targets": VM_WEB},
+            {"targets": VM_WEB_1},
             "targets",
             "expected a non-empty list of VM or scale-set instance resource ID strings, got a string",
         ),
         ({"targets": []}, "targets", "got an empty list"),
-        ({"targets": [VM_WEB, None]}, "targets[1]", "expected a string, got null"),
+        ({"targets": [VM_WEB_1, None]}, "targets[1]", "expected a string, got null"),
         ({"targets": ["vm-web-1"]}, "targets[0]", "does not start with '/subscriptions/'"),
-        ({"targets": [VM_WEB + "?x"]}, "targets[0]", "query string"),
+        ({"targets": [VM_WEB_1 + "?x"]}, "targets[0]", "query string"),
         (
-            {"targets": [VM_WEB], "captrue": {}},
+            {"targets": [VM_WEB_1], "captrue": {}},
             "captrue",
             "unknown field; expected only: targets, reason, capture, id",
         ),
         (
-            {"targets": [VM_WEB], "capture": "timeLimitSeconds=5"},
+            {"targets": [VM_WEB_1], "capture": "timeLimitSeconds=5"},
             "capture",
             "expected an object of capture options",
         ),
-        ({"targets": [VM_WEB], "reason": 5}, "reason", "expected a string, got a number"),
-        ({"targets": [VM_WEB], "id": ""}, "id", "got an empty string"),
-        ({"targets": [VM_WEB], "id": "a\nb"}, "id", "control characters"),
-        ({"targets": [VM_WEB], "id": "x" * 257}, "id", "at most 256"),
+        ({"targets": [VM_WEB_1], "reason": 5}, "reason", "expected a string, got a number"),
+        ({"targets": [VM_WEB_1], "id": ""}, "id", "got an empty string"),
+        ({"targets": [VM_WEB_1], "id": "a\nb"}, "id", "control characters"),
+        ({"targets": [VM_WEB_1], "id": "x" * 257}, "id", "at most 256"),
         (
-            {"targets": [VM_WEB], "capture": {"filters": "[]", "captureFilters": "[]"}},
+            {"targets": [VM_WEB_1], "capture": {"filters": "[]", "captureFilters": "[]"}},
             "capture.captureFilters",
             "given twice",
         ),
@@ -907,7 +901,7 @@ def test_manual_request_errors(body: Any, location: str, message: str) -> None:
 
 
 def test_manual_keys_are_case_insensitive() -> None:
-    event = parse_doc({"Targets": [VM_WEB], "Reason": "r", "ID": "x", "Capture": {"timeLimitSeconds": 5}})
+    event = parse_doc({"Targets": [VM_WEB_1], "Reason": "r", "ID": "x", "Capture": {"timeLimitSeconds": 5}})
     assert (event.instance_key, event.description, event.overrides) == (
         "manual:x",
         "r",
@@ -923,7 +917,7 @@ def test_payload_error_text() -> None:
 
 def test_alert_from_json_rejects_non_objects() -> None:
     with pytest.raises(PayloadError, match="got a list"):
-        alert_from_json([{"targets": [VM_WEB]}])
+        alert_from_json([{"targets": [VM_WEB_1]}])
 
 
 def test_non_bytes_body() -> None:
@@ -952,7 +946,7 @@ def test_lone_surrogates_are_rejected(body: bytes) -> None:
 
 
 def test_surrogate_pairs_are_text() -> None:
-    event = parse_alert(b'{"targets": ["%s"], "reason": "\\ud83d\\ude00"}' % VM_WEB.encode())
+    event = parse_alert(b'{"targets": ["%s"], "reason": "\\ud83d\\ude00"}' % VM_WEB_1.encode())
     assert event.description == "\U0001f600"
 
 
@@ -1005,7 +999,7 @@ _VALUES = st.sampled_from(
         "azureMonitorCommonAlertSchema", "AzureMonitorMetricAlert", "Microsoft.Insights/activityLogs",
         "Microsoft.Insights/LogAlert", "AIP Budget Notification", "Fired", "Resolved", "Activated",
         "Log Alerts V2", "Log Analytics", "Prometheus", "CostAlerts", "ServiceHealth", "_ResourceId", "Log",
-        VM_WEB, VMSS_1, "/subscriptions/x", "2026-03-02T10:05:12Z",
+        VM_WEB_1, VMSS_1, "/subscriptions/x", "2026-03-02T10:05:12Z",
     ]
 )  # fmt: skip
 _SCALARS = (

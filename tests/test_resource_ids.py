@@ -14,18 +14,14 @@ from capture.resource_ids import (
     parse_resource_id,
     parse_scope,
 )
+from tests.conftest import SUB, VM_WEB_1, VMSS_API
 
-SUB = "00000000-0000-0000-0000-000000000001"
-VM_WEB = f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/vm-web-1"
-VMSS = (
-    f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachineScaleSets/vmss-api"
-)
-VMSS_1 = f"{VMSS}/virtualMachines/1"
+VMSS_1 = f"{VMSS_API}/virtualMachines/1"
 
 
 def test_vm() -> None:
-    rid = parse_resource_id(VM_WEB)
-    assert rid.raw == VM_WEB
+    rid = parse_resource_id(VM_WEB_1)
+    assert rid.raw == VM_WEB_1
     assert (rid.subscription, rid.resource_group, rid.provider) == (SUB, "rg-app", "Microsoft.Compute")
     assert rid.types == ("virtualMachines",)
     assert rid.names == ("vm-web-1",)
@@ -35,8 +31,8 @@ def test_vm() -> None:
     assert rid.resource_type == "Microsoft.Compute/virtualMachines"
     assert rid.scale_set_id is None
     assert rid.instance_id is None
-    assert rid.key == VM_WEB.casefold()
-    assert str(rid) == VM_WEB
+    assert rid.key == VM_WEB_1.casefold()
+    assert str(rid) == VM_WEB_1
 
 
 def test_scale_set_instance() -> None:
@@ -44,7 +40,7 @@ def test_scale_set_instance() -> None:
     assert rid.kind == "vmss_instance"
     assert rid.types == ("virtualMachineScaleSets", "virtualMachines")
     assert rid.names == ("vmss-api", "1")
-    assert rid.scale_set_id == VMSS
+    assert rid.scale_set_id == VMSS_API
     assert rid.instance_id == "1"
     assert rid.vm_name is None
 
@@ -55,15 +51,15 @@ def test_lowercase_keywords_as_alerts_send_them() -> None:
     assert rid.raw == text  # kept as sent
     assert rid.kind == "vm"
     assert rid.resource_group == "rg-app"
-    assert rid == parse_resource_id(VM_WEB)
-    assert rid.key == parse_resource_id(VM_WEB).key
+    assert rid == parse_resource_id(VM_WEB_1)
+    assert rid.key == parse_resource_id(VM_WEB_1).key
 
 
 def test_upper_case_everything_keeps_case_but_compares_equal() -> None:
     text = VMSS_1.upper()
     rid = parse_resource_id(text)
     assert rid.kind == "vmss_instance"
-    assert rid.scale_set_id == VMSS.upper()  # cut from the raw text, case preserved
+    assert rid.scale_set_id == VMSS_API.upper()  # cut from the raw text, case preserved
     assert rid.instance_id == "1"
     assert rid == parse_resource_id(VMSS_1)
     assert len({rid, parse_resource_id(VMSS_1)}) == 1
@@ -72,8 +68,8 @@ def test_upper_case_everything_keeps_case_but_compares_equal() -> None:
 @pytest.mark.parametrize(
     ("text", "types"),
     [
-        (VMSS, ("virtualMachineScaleSets",)),
-        (f"{VM_WEB}/extensions/NetworkWatcherAgentLinux", ("virtualMachines", "extensions")),
+        (VMSS_API, ("virtualMachineScaleSets",)),
+        (f"{VM_WEB_1}/extensions/NetworkWatcherAgentLinux", ("virtualMachines", "extensions")),
         (
             f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Network/networkInterfaces/nic-1",
             ("networkInterfaces",),
@@ -128,37 +124,37 @@ _RG = f"/subscriptions/{SUB}/resourceGroups/rg-app"
     ("text", "message"),
     [
         ("", "empty"),
-        (VM_WEB[1:], "does not start with '/subscriptions/'"),
-        (VM_WEB.replace("/subscriptions/", "/subscription/"), "does not start with '/subscriptions/'"),
+        (VM_WEB_1[1:], "does not start with '/subscriptions/'"),
+        (VM_WEB_1.replace("/subscriptions/", "/subscription/"), "does not start with '/subscriptions/'"),
         (
             "/tenants/x/providers/Microsoft.Compute/virtualMachines/vm",
             "does not start with '/subscriptions/'",
         ),
-        ("https://management.azure.com" + VM_WEB, "does not start with '/subscriptions/'"),
+        ("https://management.azure.com" + VM_WEB_1, "does not start with '/subscriptions/'"),
         ("/subscriptions", "does not start with '/subscriptions/'"),
         ("/subscriptions/", "empty segment"),
         ("/subscriptions//resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm", "empty segment"),
-        (VM_WEB.replace("/providers/", "//providers/"), "empty segment"),
-        (VM_WEB + "/", "empty segment"),
-        (VM_WEB + "/../../vm-db-1", "'..'"),
+        (VM_WEB_1.replace("/providers/", "//providers/"), "empty segment"),
+        (VM_WEB_1 + "/", "empty segment"),
+        (VM_WEB_1 + "/../../vm-db-1", "'..'"),
         (f"{_RG}/providers/Microsoft.Compute/virtualMachines/..", "'..'"),
         (f"{_RG}/providers/Microsoft.Compute/virtualMachines/a..b", "'..'"),
         (f"{_RG}/providers/Microsoft.Compute/virtualMachines/.", "'.' segment"),
-        (VM_WEB + "%2F..%2Fvm-db-1", "percent-encoding"),
-        (VM_WEB + "?api-version=2024-07-01", "query string"),
-        (VM_WEB + "#fragment", "fragment"),
-        (VM_WEB.replace("/", "\\"), "backslash"),
-        (VM_WEB.replace("vm-web-1", "vm web 1"), "whitespace"),
-        (VM_WEB + " ", "whitespace"),
-        (" " + VM_WEB, "whitespace"),
-        (VM_WEB + "\n", "whitespace"),
-        (VM_WEB + "\t", "whitespace"),
-        (VM_WEB + "\x00", "control character"),
-        (VM_WEB + "\x1b[31m", "control character"),
-        (VM_WEB + "\u200b", "U+200B"),  # zero-width space: invisible in logs
-        (VM_WEB + "\u00a0", "whitespace"),  # no-break space
-        (VM_WEB + "\u2028", "whitespace"),
-        (VM_WEB + "\ud800", "U+D800"),  # a lone surrogate (possible from JSON escapes)
+        (VM_WEB_1 + "%2F..%2Fvm-db-1", "percent-encoding"),
+        (VM_WEB_1 + "?api-version=2024-07-01", "query string"),
+        (VM_WEB_1 + "#fragment", "fragment"),
+        (VM_WEB_1.replace("/", "\\"), "backslash"),
+        (VM_WEB_1.replace("vm-web-1", "vm web 1"), "whitespace"),
+        (VM_WEB_1 + " ", "whitespace"),
+        (" " + VM_WEB_1, "whitespace"),
+        (VM_WEB_1 + "\n", "whitespace"),
+        (VM_WEB_1 + "\t", "whitespace"),
+        (VM_WEB_1 + "\x00", "control character"),
+        (VM_WEB_1 + "\x1b[31m", "control character"),
+        (VM_WEB_1 + "\u200b", "U+200B"),  # zero-width space: invisible in logs
+        (VM_WEB_1 + "\u00a0", "whitespace"),  # no-break space
+        (VM_WEB_1 + "\u2028", "whitespace"),
+        (VM_WEB_1 + "\ud800", "U+D800"),  # a lone surrogate (possible from JSON escapes)
         (f"/subscriptions/{SUB}", "no resource group"),
         (f"/subscriptions/{SUB}/resourceGroups", "no resource group"),
         (f"/subscriptions/{SUB}/locations/eastus", "no resource group"),
@@ -168,9 +164,9 @@ _RG = f"/subscriptions/{SUB}/resourceGroups/rg-app"
         (f"{_RG}/Microsoft.Compute/virtualMachines/vm", "is a scope, not a resource"),
         (f"{_RG}/providers/Microsoft.Compute", "no resource type and name"),
         (f"{_RG}/providers/Microsoft.Compute/virtualMachines", "without a name"),
-        (f"{VMSS}/virtualMachines", "without a name"),
+        (f"{VMSS_API}/virtualMachines", "without a name"),
         (f"/subscriptions/{SUB}/providers/Microsoft.Security/pricings/VirtualMachines", "subscription-level"),
-        (f"{VM_WEB}/providers/Microsoft.Insights/diagnosticSettings/x", "nested 'providers'"),
+        (f"{VM_WEB_1}/providers/Microsoft.Insights/diagnosticSettings/x", "nested 'providers'"),
         (f"{_RG}/providers/Microsoft.Compute/subscriptions/x", "nested 'subscriptions'"),
         ("/" + "a" * 2000, "at most 1024"),
     ],
@@ -189,13 +185,13 @@ def test_rejects_non_strings(value: object) -> None:
 
 
 def test_equality_is_case_insensitive_and_ignores_other_types() -> None:
-    a = parse_resource_id(VM_WEB)
-    b = parse_resource_id(VM_WEB.lower())
+    a = parse_resource_id(VM_WEB_1)
+    b = parse_resource_id(VM_WEB_1.lower())
     assert a == b
     assert hash(a) == hash(b)
     assert a.raw != b.raw
-    assert a != VM_WEB  # a string is not a ResourceId
-    assert a != parse_resource_id(VM_WEB.replace("vm-web-1", "vm-web-2"))
+    assert a != VM_WEB_1  # a string is not a ResourceId
+    assert a != parse_resource_id(VM_WEB_1.replace("vm-web-1", "vm-web-2"))
 
 
 # --- scopes ----------------------------------------------------------------------------------------
@@ -228,7 +224,7 @@ def test_scopes(text: str, subscription: str, group: str | None) -> None:
         (f"/subscriptions/{SUB}/resourceGroups", "is not a scope"),
         (f"/subscriptions/{SUB}/resourceGroups/rg-app/providers", "is not a scope"),
         (f"/subscriptions/{SUB}/foo/rg-app", "is not a scope"),
-        (VM_WEB, "is not a scope"),
+        (VM_WEB_1, "is not a scope"),
         (f"/subscriptions/{SUB}/resourceGroups/..", "'..'"),
         (f"/subscriptions/{SUB}?x=1", "query string"),
         (f"/subscriptions/{SUB} ", "whitespace"),
@@ -242,20 +238,22 @@ def test_rejected_scopes(text: str, message: str) -> None:
 
 def test_subscription_scope_contains_any_group_case_insensitively() -> None:
     scope = parse_scope(f"/subscriptions/{SUB.upper()}")
-    assert scope.contains(parse_resource_id(VM_WEB))
+    assert scope.contains(parse_resource_id(VM_WEB_1))
     assert scope.contains(parse_resource_id(VMSS_1.lower()))
-    assert not scope.contains(parse_resource_id(VM_WEB.replace(SUB, "00000000-0000-0000-0000-000000000002")))
+    assert not scope.contains(
+        parse_resource_id(VM_WEB_1.replace(SUB, "00000000-0000-0000-0000-000000000002"))
+    )
 
 
 def test_group_scope_compares_whole_segments() -> None:
     scope = parse_scope(f"/subscriptions/{SUB}/resourceGroups/RG-APP")
-    assert scope.contains(parse_resource_id(VM_WEB))
+    assert scope.contains(parse_resource_id(VM_WEB_1))
     assert scope.contains(VMSS_1)  # a string is parsed first
     # A prefix is not containment: rg-app does not contain rg-app2.
-    assert not scope.contains(VM_WEB.replace("/rg-app/", "/rg-app2/"))
-    assert not scope.contains(VM_WEB.replace("/rg-app/", "/rg-weu/"))
+    assert not scope.contains(VM_WEB_1.replace("/rg-app/", "/rg-app2/"))
+    assert not scope.contains(VM_WEB_1.replace("/rg-app/", "/rg-weu/"))
     with pytest.raises(InvalidResourceId):
-        scope.contains(VM_WEB + "/..")
+        scope.contains(VM_WEB_1 + "/..")
 
 
 def test_scope_equality() -> None:
@@ -305,7 +303,9 @@ def test_well_formed_ids_round_trip(
 @settings(max_examples=300)
 @given(
     st.one_of(
-        st.text(max_size=80), st.text(max_size=40).map(lambda s: VM_WEB + s), st.text().map(lambda s: "/" + s)
+        st.text(max_size=80),
+        st.text(max_size=40).map(lambda s: VM_WEB_1 + s),
+        st.text().map(lambda s: "/" + s),
     )
 )
 def test_any_text_parses_or_raises_invalid_resource_id(text: str) -> None:

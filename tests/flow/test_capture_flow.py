@@ -12,14 +12,9 @@ import pytest
 
 from capture.payloads import parse_alert
 from emulator import Emulator
-from tests.conftest import SUB, payload, request
+from tests.conftest import RG, SUB, VM_DB_1, VM_WEB_1, VM_WEU_1, VMSS_API, payload, request
 from tests.flow.conftest import arm_calls, captures
 
-RG = f"/subscriptions/{SUB}/resourceGroups"
-VM_WEB_1 = f"{RG}/rg-app/providers/Microsoft.Compute/virtualMachines/vm-web-1"
-VM_DB_1 = f"{RG}/rg-app/providers/Microsoft.Compute/virtualMachines/vm-db-1"
-VM_WEU_1 = f"{RG}/rg-weu/providers/Microsoft.Compute/virtualMachines/vm-weu-1"
-VMSS_API = f"{RG}/rg-app/providers/Microsoft.Compute/virtualMachineScaleSets/vmss-api"
 NO_AGENT = f"{RG}/rg-web/providers/Microsoft.Compute/virtualMachines/vm-noagent-01"
 NO_WATCHER = f"{RG}/rg-edge/providers/Microsoft.Compute/virtualMachines/vm-edge-01"
 EASTUS_WATCHER = f"{RG}/NetworkWatcherRG/providers/Microsoft.Network/networkWatchers/NetworkWatcher_eastus"

@@ -19,12 +19,10 @@ from devhost.stack import NotificationReceiver, capture_writer
 from emulator import Emulator
 from emulator.azurite import Azurite, dev_credential, upload_capture
 from emulator.testing import SAMPLE_WORLD
-from tests.conftest import SUB, request, reset_app_state
+from tests.conftest import RG, SUB, VM_DB_1, VM_WEB_1, request, reset_app_state
 from tests.flow.conftest import captures, point_app_at
 
-RG = f"/subscriptions/{SUB}/resourceGroups"
-VM_WEB_1 = f"{RG}/rg-app/providers/Microsoft.Compute/virtualMachines/vm-web-1"  # synflood scenario
-VM_DB_1 = f"{RG}/rg-app/providers/Microsoft.Compute/virtualMachines/vm-db-1"  # retransmissions
+# In the sample world vm-web-1 runs the synflood scenario and vm-db-1 the retransmissions one.
 FLAKY = f"{RG}/rg-web/providers/Microsoft.Compute/virtualMachines/vm-flaky-storage"
 STUCK = f"{RG}/rg-web/providers/Microsoft.Compute/virtualMachines/vm-agent-stuck"
 PROVISION_FAILS = f"{RG}/rg-web/providers/Microsoft.Compute/virtualMachines/vm-provision-fails"
