@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# checkov pins many packages (pycep-parser among them): it gets its own venv, never the app's.
+INFRA_VENV ?= .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed
 
-.PHONY: setup run demo test lint bench index-check clean
+.PHONY: setup run demo test lint infra-check bench index-check clean
 
 $(STAMP): requirements.txt requirements-dev.txt package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,6 +15,12 @@ $(STAMP): requirements.txt requirements-dev.txt package.json package-lock.json
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
+
+$(INFRA_STAMP): infra/requirements-checkov.txt
+	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(INFRA_VENV)/bin/python -m pip install --quiet -r infra/requirements-checkov.txt
+	touch $(INFRA_STAMP)
 
 ## setup: create the virtual environment and install the app, its tools and Azurite
 setup: $(STAMP)
@@ -24,14 +33,19 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m devhost.demo
 
-## test: lint, type-check and run the whole test suite
-test: $(STAMP) lint
-	$(PY) -m pytest -q
+## test: lint, type-check, infra-check and run the whole test suite
+test: $(STAMP) lint infra-check
+	$(PY) -m pytest -q --ignore=tests/infra
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+
+## infra-check: the Bicep template: every file parses, checkov passes, and it matches the app (tests/infra)
+infra-check: $(STAMP) $(INFRA_STAMP)
+	$(PY) -m pytest -q tests/infra
+	$(INFRA_VENV)/bin/python infra/checkov_gate.py $(INFRA_VENV)/bin/checkov
 
 ## bench: webhook latency, ARM calls, storms, cold start, analysis throughput (writes bench/results.json)
 bench: $(STAMP)
@@ -42,4 +56,4 @@ index-check:
 	bash .ci/index-check
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .run
+	rm -rf $(VENV) $(INFRA_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .run

@@ -115,7 +115,9 @@ def default_env() -> dict[str, str]:
 
 def test_every_setting_the_app_reads_is_set_from_the_template():
     missing = app_setting_names() - template_settings()["app"]
-    assert not missing, f"the app reads these settings but infra/main.bicep does not set them: {sorted(missing)}"
+    assert not missing, (
+        f"the app reads these settings but infra/main.bicep does not set them: {sorted(missing)}"
+    )
 
 
 def test_every_setting_the_template_sets_is_read_by_the_app_or_the_platform():
@@ -128,7 +130,9 @@ def test_every_setting_the_template_sets_is_read_by_the_app_or_the_platform():
 
 
 def test_the_allow_list_is_not_a_blanket():
-    assert template_settings()["platform"] == PLATFORM_SETTINGS, "allow-list entries the template no longer sets"
+    assert template_settings()["platform"] == PLATFORM_SETTINGS, (
+        "allow-list entries the template no longer sets"
+    )
 
 
 def test_defaults_pass_the_apps_own_validation():
@@ -189,7 +193,13 @@ def test_notify_url_is_a_secure_parameter_and_no_output_carries_a_secret():
     for path in bicep_files():
         for name, output in parse(path).get("outputs", {}).items():
             text = json.dumps(output)
-            for secret in ("captureNotifyUrl", "listKeys", "webhookKey", "connectionString", "ConnectionString"):
+            for secret in (
+                "captureNotifyUrl",
+                "listKeys",
+                "webhookKey",
+                "connectionString",
+                "ConnectionString",
+            ):
                 assert secret not in text, f"{path.name}: output {name} exposes {secret}"
 
 
