@@ -30,3 +30,20 @@ def test_every_module_path_exists():
 
 def test_main_is_subscription_scoped_like_the_azd_quickstarts():
     assert main()["globals"]["scope"]["value"] == "subscription"
+
+
+def test_azd_parameter_file_names_only_parameters_of_main():
+    import json
+
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    declared = main()["parameters"]
+    unknown = set(mapped) - set(declared)
+    assert not unknown, f"main.parameters.json sets parameters main.bicep does not declare: {sorted(unknown)}"
+    required = {name for name, param in declared.items() if "default" not in param}
+    assert required <= set(mapped), f"azd cannot fill required parameters: {sorted(required - set(mapped))}"
+
+
+def test_azure_yaml_deploys_this_folder_as_a_python_function():
+    text = (INFRA.parent / "azure.yaml").read_text()
+    for line in ("project: .", "language: python", "host: function"):
+        assert line in text
