@@ -39,7 +39,7 @@ def test_azd_parameter_file_names_only_parameters_of_main():
     declared = main()["parameters"]
     unknown = set(mapped) - set(declared)
     assert not unknown, f"main.parameters.json sets parameters main.bicep does not declare: {sorted(unknown)}"
-    required = {name for name, param in declared.items() if "default" not in param}
+    required = {name for name, param in declared.items() if param.get("default") is None}
     assert required <= set(mapped), f"azd cannot fill required parameters: {sorted(required - set(mapped))}"
 
 
