@@ -245,7 +245,7 @@ module captureStorage 'app/capture-storage.bicep' = {
   }
 }
 
-module function 'app/function.bicep' = {
+module functionApp 'app/function.bicep' = {
   name: 'function'
   scope: rg
   params: {
@@ -266,7 +266,7 @@ module function 'app/function.bicep' = {
   }
 }
 
-var appPrincipalId = useUserAssignedIdentity ? identity.outputs.principalId : function.outputs.principalId
+var appPrincipalId = useUserAssignedIdentity ? identity.outputs.principalId : functionApp.outputs.principalId
 
 // ---------------------------------------------------------------- roles inside the resource group
 
@@ -410,8 +410,8 @@ module alerting 'app/alerting.bicep' = {
     actionGroupName: '${abbrs.insightsActionGroups}capture-${resourceToken}'
     shortName: actionGroupShortName
     tags: tags
-    functionAppName: function.outputs.name
-    webhookRoute: function.outputs.webhookRoute
+    functionAppName: functionApp.outputs.name
+    webhookRoute: functionApp.outputs.webhookRoute
     secureWebhook: secureWebhook
     webhookAppObjectId: webhookAppObjectId
     webhookAppIdentifierUri: webhookAppIdentifierUri
@@ -427,9 +427,9 @@ module alerting 'app/alerting.bicep' = {
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
-output AZURE_FUNCTION_APP_NAME string = function.outputs.name
-output AZURE_FUNCTION_APP_ID string = function.outputs.id
-output WEBHOOK_URL string = function.outputs.webhookUrl
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_FUNCTION_APP_ID string = functionApp.outputs.id
+output WEBHOOK_URL string = functionApp.outputs.webhookUrl
 output ACTION_GROUP_ID string = alerting.outputs.actionGroupId
 output CAPTURE_STORAGE_ACCOUNT_ID string = captureStorage.outputs.id
 output CAPTURE_STORAGE_ACCOUNT_NAME string = captureStorage.outputs.name

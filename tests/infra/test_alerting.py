@@ -41,7 +41,7 @@ def test_action_group_route_is_the_webhook_functions(functions):
     assert outputs["webhookUrl"]["value"].endswith("/${routePrefix}/${webhookRoute}")
     # main.bicep hands that route to the action group, which calls exactly it
     params = module_body(main()["modules"]["alerting"])["params"]
-    assert reference(params["webhookRoute"]) == "function.outputs.webhookRoute"
+    assert reference(params["webhookRoute"]) == "functionApp.outputs.webhookRoute"
     assert receiver()["serviceUri"].startswith("https://${site.properties.defaultHostName}/${webhookRoute}")
 
 
@@ -75,6 +75,6 @@ def test_action_group_uses_the_common_alert_schema_and_optional_secure_webhook()
     assert aad["validation"]["defaultAuthorizationPolicy"]["allowedApplications"] == "allowedApplications"
     assert easy_auth["properties"]["globalValidation"]["requireAuthentication"] is True
     # the Azure Monitor webhook application comes first in the allowed applications
-    allowed = module_body(main()["modules"]["function"])["params"]["allowedApplications"]
+    allowed = module_body(main()["modules"]["functionApp"])["params"]["allowedApplications"]
     assert allowed["function"]["parameters"]["arg_1"] == ["azureMonitorWebhookAppId"]
     assert main()["variables"]["azureMonitorWebhookAppId"]["value"] == "461e8683-5575-4561-ac7f-899cc907d62a"

@@ -52,7 +52,7 @@ DEPLOYED_VALUES = {
 
 def capture_settings_expression() -> Any:
     """main.bicep's expression passed as the function module's `appSettings`."""
-    return module_body(main()["modules"]["function"])["params"]["appSettings"]
+    return module_body(main()["modules"]["functionApp"])["params"]["appSettings"]
 
 
 def template_settings() -> dict[str, set[str]]:
