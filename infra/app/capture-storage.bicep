@@ -22,6 +22,7 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     accessTier: 'Hot'
     // Network Watcher authorizes its writes with SAS tokens, which need key access (packet capture docs).
     allowSharedKeyAccess: true
+    defaultToOAuthAuthentication: true // people and the app use Entra ID; keys only for Network Watcher's SAS
     allowBlobPublicAccess: false
     allowCrossTenantReplication: false
     minimumTlsVersion: 'TLS1_2'
