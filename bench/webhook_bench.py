@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import capture
 from bench import baseline as baseline_module
 from bench.baseline import DocumentedScript
 from bench.common import (
@@ -60,7 +61,6 @@ from bench.common import (
     ms,
     new_alert_id,
     progress,
-    reset_app_state,
     seed_captures,
     split_watcher_id,
     start_emulator,
@@ -238,7 +238,7 @@ def _latency_run(cfg: Config, index: int) -> dict[str, Any]:
         session.emu.latency = cfg.latency_s
         first = []
         for vm in bench.take(cfg.first_ever):
-            reset_app_state()
+            capture.reset()
             first.append(session.fire(vm, "first"))
         vms = bench.take(per_path)
         cold = [session.fire(vm, "cold") for vm in vms]
