@@ -9,7 +9,6 @@ that a throttling or slow ARM turns into a clear 503 instead of a webhook timeou
 from __future__ import annotations
 
 import contextvars
-import logging
 import os
 import threading
 import time
@@ -28,7 +27,18 @@ if TYPE_CHECKING:
     from azure.mgmt.network.models import PacketCapture, PacketCaptureResult
     from azure.mgmt.resource.resources import ResourceManagementClient
 
-log = logging.getLogger(__name__)
+
+__all__ = [
+    "Arm",
+    "ArmError",
+    "CallScope",
+    "CaptureInfo",
+    "CaptureStatus",
+    "DeadlineExceeded",
+    "Watcher",
+    "call_scope",
+    "remaining",
+]
 T = TypeVar("T")
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.storage.blob import BlobServiceClient
 
+
+__all__ = ["Analyzer", "Blobs", "account_url"]
 log = logging.getLogger(__name__)
 
 REPORTS_PREFIX = "alert-captures/_reports/"

@@ -15,6 +15,8 @@ from capture.errors import InputError
 from capture.settings import DEFAULT_MONITOR_SCHEDULE, SettingsError
 from capture.webhook import Answer, arm_failure, handle_alert, rejected
 
+__all__ = ["bp"]
+
 log = logging.getLogger(__name__)
 # The SDK logs every request and response at INFO; one line per decision is ours to write.
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)

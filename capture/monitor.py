@@ -29,6 +29,8 @@ from capture.notify import deliver, stop_reason_text
 from capture.settings import Settings
 from capture.views import AlertRef, Analysis, CaptureView
 
+__all__ = ["Monitor", "OurCapture", "RunResult"]
+
 log = logging.getLogger(__name__)
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from capture.views import AlertRef, Analysis, CaptureView
 
+__all__ = ["deliver", "render", "report_json", "slack_message", "stop_reason_text", "teams_message"]
+
 NOTIFY_TIMEOUT_SECONDS = 10.0
 
 STOP_REASONS = {

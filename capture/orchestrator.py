@@ -25,6 +25,8 @@ from capture.views import CaptureView
 if TYPE_CHECKING:
     from azure.mgmt.network.models import PacketCapture
 
+
+__all__ = ["Orchestrator", "Reservations", "build_body", "capture_view"]
 # Reservations of captures this process created are dropped once a list that started later has
 # been seen (that list then shows the capture, or shows that it is gone).
 _RECENT_SECONDS = 600.0

@@ -26,6 +26,8 @@ from capture.errors import InputError, input_error, kind_of
 from capture.resource_ids import InvalidResourceId, parse_resource_id
 from capture.settings import CaptureOverrides, OverrideLimits
 
+__all__ = ["MAX_BODY_BYTES", "SCHEMA_NAMES", "AlertEvent", "alert_from_json", "parse_alert"]
+
 MAX_BODY_BYTES = 1024 * 1024
 
 SCHEMA_NAMES: tuple[str, ...] = (

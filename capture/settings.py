@@ -289,13 +289,23 @@ def _blank(value: Any) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
-def setting_names() -> dict[str, str]:
-    """Every environment variable the app reads, by Settings field (for docs and deployment checks)."""
+# Read by azure-identity's DefaultAzureCredential, not by Settings: the app's identity is not a setting
+# it validates, but it is one an operator sets.
+IDENTITY_SETTINGS = ("AZURE_CLIENT_ID",)
+
+
+def _variables() -> dict[str, str]:
+    """Settings field -> the environment variable it is read from."""
     names = {}
     for field, info in Settings.model_fields.items():
         alias = info.validation_alias
         names[field] = alias if isinstance(alias, str) else f"{_ENV_PREFIX}{field.upper()}"
     return names
+
+
+def setting_names() -> tuple[str, ...]:
+    """Every application setting the app reads (for the README table and deployment template checks)."""
+    return (*_variables().values(), *IDENTITY_SETTINGS)
 
 
 def load_settings() -> Settings:
@@ -304,7 +314,7 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         error = exc.errors()[0]
-        names = setting_names()
+        names = _variables()
         loc = list(error["loc"])
         head = str(loc.pop(0)) if loc else ""
         variable = names.get(head, head if head in names.values() else "")

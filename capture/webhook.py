@@ -27,7 +27,15 @@ from capture.settings import CaptureOptions
 if TYPE_CHECKING:
     from capture.context import AppContext
 
-__all__ = ["RETRY_AFTER_SECONDS", "STATUS_CODES", "Answer", "handle_alert", "http_status"]
+__all__ = [
+    "RETRY_AFTER_SECONDS",
+    "STATUS_CODES",
+    "Answer",
+    "arm_failure",
+    "handle_alert",
+    "http_status",
+    "rejected",
+]
 
 log = logging.getLogger("capture.decisions")
 
@@ -152,6 +160,7 @@ def _alert_summary(event: AlertEvent) -> dict[str, Any]:
         "firedAt": event.fired_at.isoformat() if event.fired_at else None,
         "description": event.description,
         "monitoringService": event.monitoring_service,
+        "customProperties": event.custom_properties,
     }
 
 

@@ -1,5 +1,8 @@
 """Settings are validated once with messages that name the setting; overrides never exceed maxima."""
 
+import re
+from pathlib import Path
+
 import pytest
 
 from capture.errors import InputError
@@ -22,7 +25,7 @@ def settings_from_env(monkeypatch):
     """Settings read from exactly these environment variables (none of the developer's own)."""
 
     def load(values: dict[str, str]) -> Settings:
-        for name in setting_names().values():
+        for name in setting_names():
             monkeypatch.delenv(name, raising=False)
         for name, value in values.items():
             monkeypatch.setenv(name, value)
@@ -139,3 +142,10 @@ def test_invalid_overrides_are_rejected_with_their_location(values, settings_fro
     with pytest.raises(InputError) as caught:
         overrides(settings, values)
     assert caught.value.location.startswith("capture.")
+
+
+def test_every_setting_the_app_reads_is_in_the_readme_table():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    documented = re.findall(r"^\| `([A-Z_]+)` \|", section, flags=re.MULTILINE)
+    assert sorted(documented) == sorted(setting_names())
