@@ -25,9 +25,9 @@ from typing import Literal
 from capture.arm import Arm, ArmError, CaptureInfo, CaptureStatus, Watcher, call_scope
 from capture.blobs import Analyzer
 from capture.naming import PathInfo, is_ours, parse_storage_path
-from capture.notify import deliver, stop_reason_text
+from capture.notify import deliver
 from capture.settings import Settings
-from capture.views import AlertRef, Analysis, CaptureView
+from capture.views import Analysis, CaptureView, capture_view, stop_reason_text
 
 __all__ = ["Monitor", "OurCapture", "RunResult"]
 
@@ -51,32 +51,7 @@ class OurCapture:
         return parse_storage_path(self.resource.storage_path)
 
     def view(self, status: CaptureStatus | None = None, status_error: str | None = None) -> CaptureView:
-        """The capture's view: the resource, what its path says, and its status when queried."""
-        resource, path = self.resource, self.path
-        ended = status is not None and status.ended
-        return CaptureView(
-            name=self.name,
-            id=resource.id,
-            target=resource.target,
-            target_type=resource.target_type,
-            vm=path.vm if path else None,
-            watcher=self.watcher.id,
-            region=self.watcher.location,
-            provisioning_state=resource.provisioning_state,
-            status=status.status if status else None,
-            start_time=status.start_time if status else None,
-            stop_reason=status.stop_reason if status else None,
-            stop_reason_text=stop_reason_text(status.stop_reason, list(status.errors))
-            if status and ended
-            else None,
-            errors=list(status.errors) if status else [],
-            status_error=status_error,
-            time_limit_seconds=resource.time_limit_seconds,
-            storage_id=resource.storage_id,
-            storage_path=resource.storage_path,
-            file_path=resource.file_path,
-            alert=AlertRef(rule=path.rule, instance=path.alert) if path else None,
-        )
+        return capture_view(self.resource, self.watcher, status, status_error)
 
 
 @dataclass

@@ -14,34 +14,9 @@ from typing import Any
 
 from capture.views import AlertRef, Analysis, CaptureView
 
-__all__ = ["deliver", "render", "report_json", "slack_message", "stop_reason_text", "teams_message"]
+__all__ = ["deliver", "render", "report_json", "slack_message", "teams_message"]
 
 NOTIFY_TIMEOUT_SECONDS = 10.0
-
-STOP_REASONS = {
-    "timeexceeded": "time limit reached",
-    "maxbytesexceeded": "bytes limit reached",
-    "totalbytespersessionexceeded": "bytes limit reached",
-    "bytesexceeded": "bytes limit reached",
-    "manual": "stopped by a user",
-    "userstopped": "stopped by a user",
-}
-ERRORS = {
-    "agentstopped": "the Network Watcher agent on the VM stopped",
-    "capturefailed": "the capture failed on the VM",
-    "localfilefailed": "writing the local capture file failed",
-    "storagefailed": "writing to the storage account failed",
-    "internalerror": "Network Watcher had an internal error",
-}
-
-
-def stop_reason_text(reason: str | None, errors: list[str]) -> str:
-    """Azure's stop reason and errors in words an on-call engineer reads at 2 a.m."""
-    if errors:
-        return "; ".join(ERRORS.get(e.casefold(), e) for e in errors)
-    if not reason:
-        return "stopped (no reason given by Azure)"
-    return STOP_REASONS.get(reason.casefold(), reason)
 
 
 def report_json(report: CaptureView) -> dict[str, Any]:

@@ -20,13 +20,13 @@ from capture.naming import capture_name, storage_path
 from capture.payloads import AlertEvent
 from capture.resource_ids import ResourceId
 from capture.settings import CaptureOptions, Settings
-from capture.views import CaptureView
+from capture.views import capture_view
 
 if TYPE_CHECKING:
     from azure.mgmt.network.models import PacketCapture
 
 
-__all__ = ["Orchestrator", "Reservations", "build_body", "capture_view"]
+__all__ = ["Orchestrator", "Reservations", "build_body"]
 # Reservations of captures this process created are dropped once a list that started later has
 # been seen (that list then shows the capture, or shows that it is gone).
 _RECENT_SECONDS = 600.0
@@ -153,23 +153,6 @@ def build_body(
     return PacketCapture(properties=params)
 
 
-def capture_view(capture: CaptureInfo, watcher: Watcher, region: str) -> CaptureView:
-    """What the webhook tells the caller about a capture (the same view GET /api/captures shows)."""
-    return CaptureView(
-        name=capture.name,
-        id=capture.id,
-        target=capture.target,
-        target_type=capture.target_type,
-        watcher=watcher.id,
-        region=region,
-        provisioning_state=capture.provisioning_state,
-        time_limit_seconds=capture.time_limit_seconds,
-        storage_id=capture.storage_id,
-        storage_path=capture.storage_path,
-        file_path=capture.file_path,
-    )
-
-
 class Orchestrator:
     """Starts captures for the capturable targets of fired alerts."""
 
@@ -206,7 +189,7 @@ class Orchestrator:
                     target.raw,
                     Outcome.DUPLICATE,
                     f"capture {name} for this alert already exists",
-                    capture=capture_view(capture, watcher, region),
+                    capture=capture_view(capture, watcher),
                 )
         for capture in captures:
             if not _targets_vm(capture, target):
@@ -222,7 +205,7 @@ class Orchestrator:
                     target.raw,
                     Outcome.DUPLICATE,
                     f"capture {capture.name} is still {status.status} on this VM",
-                    capture=capture_view(capture, watcher, region),
+                    capture=capture_view(capture, watcher),
                 )
         refusal = self.reservations.reserve(
             watcher,
@@ -251,5 +234,5 @@ class Orchestrator:
             target.raw,
             Outcome.STARTED,
             f"capture started for {options.time_limit_seconds} s",
-            capture=capture_view(result, watcher, region),
+            capture=capture_view(result, watcher),
         )

@@ -14,7 +14,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
-__all__ = ["AlertRef", "Analysis", "CaptureView"]
+from capture.arm import CaptureInfo, CaptureStatus, Watcher
+from capture.naming import parse_storage_path
+
+__all__ = ["AlertRef", "Analysis", "CaptureView", "capture_view", "stop_reason_text"]
 
 
 # ISO 8601 as Python writes it ("+00:00"), as the reports always had it.
@@ -82,3 +85,63 @@ class CaptureView(_Camel):
     def headline(self) -> str:
         what = "Packet capture finished" if self.outcome == "completed" else "Packet capture FAILED"
         return f"{what}: {self.vm or self.target or self.name} ({self.stop_reason_text})"
+
+
+STOP_REASONS = {
+    "timeexceeded": "time limit reached",
+    "maxbytesexceeded": "bytes limit reached",
+    "totalbytespersessionexceeded": "bytes limit reached",
+    "bytesexceeded": "bytes limit reached",
+    "manual": "stopped by a user",
+    "userstopped": "stopped by a user",
+}
+ERRORS = {
+    "agentstopped": "the Network Watcher agent on the VM stopped",
+    "capturefailed": "the capture failed on the VM",
+    "localfilefailed": "writing the local capture file failed",
+    "storagefailed": "writing to the storage account failed",
+    "internalerror": "Network Watcher had an internal error",
+}
+
+
+def stop_reason_text(reason: str | None, errors: list[str]) -> str:
+    """Azure's stop reason and errors in words an on-call engineer reads at 2 a.m."""
+    if errors:
+        return "; ".join(ERRORS.get(e.casefold(), e) for e in errors)
+    if not reason:
+        return "stopped (no reason given by Azure)"
+    return STOP_REASONS.get(reason.casefold(), reason)
+
+
+def capture_view(
+    resource: CaptureInfo,
+    watcher: Watcher,
+    status: CaptureStatus | None = None,
+    status_error: str | None = None,
+) -> CaptureView:
+    """A capture's view from its resource, what its storage path says, and its status when queried."""
+    path = parse_storage_path(resource.storage_path)
+    ended = status is not None and status.ended
+    return CaptureView(
+        name=resource.name,
+        id=resource.id,
+        target=resource.target,
+        target_type=resource.target_type,
+        vm=path.vm if path else None,
+        watcher=watcher.id,
+        region=watcher.location,
+        provisioning_state=resource.provisioning_state,
+        status=status.status if status else None,
+        start_time=status.start_time if status else None,
+        stop_reason=status.stop_reason if status else None,
+        stop_reason_text=stop_reason_text(status.stop_reason, list(status.errors))
+        if status and ended
+        else None,
+        errors=list(status.errors) if status else [],
+        status_error=status_error,
+        time_limit_seconds=resource.time_limit_seconds,
+        storage_id=resource.storage_id,
+        storage_path=resource.storage_path,
+        file_path=resource.file_path,
+        alert=AlertRef(rule=path.rule, instance=path.alert) if path else None,
+    )

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from capture.notify import deliver, render, stop_reason_text
-from capture.views import AlertRef, Analysis, CaptureView
+from capture.notify import deliver, render
+from capture.views import AlertRef, Analysis, CaptureView, stop_reason_text
 from devhost.stack import NotificationReceiver
 
 ADAPTIVE_ELEMENTS = {"TextBlock", "FactSet", "Image", "ColumnSet", "Container"}

@@ -197,7 +197,10 @@ def test_arm_calls_per_run_follow_our_open_captures_not_the_watchers_content(cal
 
 
 def test_captures_endpoints_show_live_status_then_the_stored_report(call, world, receiver):
-    name = start(call, VM_WEB_1)
+    started_status, started, _ = call("alert_webhook", request(body={"targets": [VM_WEB_1], "reason": "x"}))
+    assert started_status == 202
+    as_started = started["results"][0]["capture"]
+    name = as_started["name"]
     world.advance(5)
     status, body, _ = call("list_captures", request("GET", "/api/captures"))
     assert status == 200
@@ -208,14 +211,22 @@ def test_captures_endpoints_show_live_status_then_the_stored_report(call, world,
         "get_capture", request("GET", f"/api/captures/{name}", route_params={"name": name})
     )
     assert (status, body["capture"]["status"]) == (200, "Running")
+    as_running = body["capture"]
     world.advance(120)
     monitor().run()
     status, body, _ = call(
         "get_capture", request("GET", f"/api/captures/{name}", route_params={"name": name})
     )
     assert status == 200
-    assert body["capture"]["outcome"] == "completed"
-    assert body["capture"]["analysis"]["notable"]
+    as_reported = body["capture"]
+    assert as_reported["outcome"] == "completed"
+    assert as_reported["analysis"]["notable"]
+    # One shape from the webhook's answer to the stored report; what is fixed stays the same.
+    assert as_started.keys() == as_running.keys() == as_reported.keys() == live.keys()
+    for key in ("name", "id", "vm", "watcher", "region", "storagePath", "alert", "follow"):
+        assert as_started[key] == as_running[key] == as_reported[key], key
+    assert (as_running["outcome"], as_running["analysis"]) == (None, None)
+    assert as_reported["stopReasonText"] == "time limit reached"
     status, body, _ = call("get_capture", request("GET", "/api/captures/nope", route_params={"name": "nope"}))
     assert (status, body["status"]) == (404, "not_found")
     status, body, _ = call("get_capture", request("GET", "/api/captures/..", route_params={"name": "../x"}))
