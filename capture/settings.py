@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -135,6 +136,10 @@ def _filters(raw: Any) -> Any:
     return raw
 
 
+# CAPTURE_FILTERS and the `filters` override: the same JSON list (or its text), validated the same way.
+Filters = Annotated[tuple[CaptureFilter, ...], BeforeValidator(_filters)]
+
+
 class CaptureOptions(BaseModel):
     """What one capture is created with: settings, narrowed by validated alert overrides."""
 
@@ -159,7 +164,7 @@ class Settings(BaseSettings):
     max_sessions: int = Field(default=10, ge=1, le=10000)
     bytes_per_packet: int = Field(default=0, ge=0, le=MAX_UINT32)
     bytes_per_session: int = Field(default=DEFAULT_BYTES_PER_SESSION, ge=1, le=MAX_UINT32)
-    filters: Annotated[tuple[CaptureFilter, ...], NoDecode] = ()
+    filters: Annotated[Filters, NoDecode] = ()
     name_prefix: str = "alertcap"
     allowed_scopes: Annotated[tuple[Scope, ...], NoDecode] = ()
     arm_endpoint: str = Field(default="https://management.azure.com", validation_alias="ARM_ENDPOINT")
@@ -181,11 +186,6 @@ class Settings(BaseSettings):
         if not isinstance(data, dict):
             return data
         return {k: v.strip() if isinstance(v, str) else v for k, v in data.items() if not _blank(v)}
-
-    @field_validator("filters", mode="before")
-    @classmethod
-    def _parse_filters(cls, value: Any) -> Any:
-        return _filters(value)
 
     @field_validator("allowed_scopes", mode="before")
     @classmethod
@@ -355,7 +355,7 @@ class CaptureOverrides(BaseModel):
     time_limit_seconds: int | None = Field(default=None, alias="timeLimitSeconds")
     bytes_per_packet: int | None = Field(default=None, alias="bytesPerPacket")
     bytes_per_session: int | None = Field(default=None, alias="bytesPerSession")
-    filters: tuple[CaptureFilter, ...] | None = None
+    filters: Filters | None = None
     local_path: str | None = Field(default=None, alias="localPath")
 
     @classmethod
@@ -397,11 +397,6 @@ class CaptureOverrides(BaseModel):
         if not low <= value <= high:
             raise ValueError(f"is {value}; allowed range is {low}..{high}")
         return value
-
-    @field_validator("filters", mode="before")
-    @classmethod
-    def _parse_filters(cls, value: Any) -> Any:
-        return _filters(value)
 
     @field_validator("local_path", mode="before")
     @classmethod

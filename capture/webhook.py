@@ -86,6 +86,7 @@ def rejected(error: InputError, results: list[TargetResult] | None = None) -> An
 def arm_failure(exc: ArmError) -> Answer:
     """502 or 503 for a request that is one Azure call (listing or reading captures)."""
     outcome = outcome_for(exc)
+    log.warning(json.dumps({"event": "azure_failed", "outcome": outcome.value, "error": exc.code}))
     body = {"status": outcome.value, "error": {"code": exc.code, "message": exc.message}}
     return Answer(STATUS_CODES[outcome], body)
 
