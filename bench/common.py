@@ -556,7 +556,7 @@ class Sample:
     arm_calls: int  # from the emulator's request log (retries included)
     arm_wait_s: float  # sum of the emulator-side durations of those requests (injected latency included)
     identity_calls: int = 0
-    app_arm_calls: int | None = None  # what the app itself counted (count_calls), from its decision line
+    app_arm_calls: int | None = None  # what the app itself counted (call_scope), from its decision line
     app_duration_s: float | None = None  # the app's own durationMs (handler start to decision)
 
     @property

@@ -9,7 +9,7 @@ adds ``latency`` to every ARM call (not to identity calls).
 
 * **Latency** is measured at the HTTP client: request sent to answer read.
 * **ARM calls** are the emulator's request log entries made while the alert was handled (retries
-  included); the app's own count (``count_calls()``, from its decision log line) is kept as a cross-check.
+  included); the app's own count (``call_scope()``, from its decision log line) is kept as a cross-check.
 * **In-process overhead** = latency − the sum of the emulator-side durations of those requests (their
   handler time, injected latency included). It is everything that is not ARM: payload parsing and
   decisions, the SDK pipeline (serialization, auth header, requests/urllib3, TLS), devhost's HTTP layer, and

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from capture.arm import ArmError
 from capture.payloads import AlertEvent
@@ -32,7 +31,7 @@ class Outcome(StrEnum):
 
 @dataclass
 class TargetResult:
-    """One line of the webhook's answer."""
+    """What was decided for one target (the webhook renders it as one line of `results`)."""
 
     target: str | None
     outcome: Outcome
@@ -49,14 +48,6 @@ class TargetResult:
             else "Azure refused the capture"
         )
         return cls(target, outcome, reason, error={"code": exc.code, "message": exc.message})
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"target": self.target, "outcome": self.outcome.value, "reason": self.reason}
-        if self.capture is not None:
-            body["capture"] = self.capture.to_json()
-        if self.error is not None:
-            body["error"] = self.error
-        return body
 
 
 @dataclass

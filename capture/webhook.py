@@ -79,8 +79,18 @@ def rejected(error: InputError, results: list[TargetResult] | None = None) -> An
         json.dumps({"event": "alert_rejected", "location": error.location, "error": error.message[:300]})
     )
     error_body = {"message": error.message, "location": error.location}
-    body = {"status": "rejected", "error": error_body, "results": [r.to_json() for r in results or []]}
+    body = {"status": "rejected", "error": error_body, "results": [result_json(r) for r in results or []]}
     return Answer(400, body)
+
+
+def result_json(result: TargetResult) -> dict[str, Any]:
+    """One line of `results`: the target, its outcome and why, and the capture or Azure's error."""
+    body: dict[str, Any] = {"target": result.target, "outcome": result.outcome.value, "reason": result.reason}
+    if result.capture is not None:
+        body["capture"] = result.capture.to_json()
+    if result.error is not None:
+        body["error"] = result.error
+    return body
 
 
 def arm_failure(exc: ArmError) -> Answer:
@@ -122,7 +132,7 @@ def handle_alert(body: bytes, ctx: AppContext) -> Answer:
     payload: dict[str, Any] = {
         "status": word.value,
         "alert": _alert_summary(event),
-        "results": [r.to_json() for r in results],
+        "results": [result_json(r) for r in results],
     }
     if word is Outcome.STARTED:
         payload["follow"] = FOLLOW
