@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import capture
 from emulator.core import FOREIGN_CREDENTIAL_ENV
 
 if TYPE_CHECKING:
@@ -351,17 +352,6 @@ def delete_capture(emu: Emulator, client: NetworkManagementClient, capture: dict
 # ------------------------------------------------------------------ app environment
 
 
-def reset_app_state() -> None:
-    """Forget settings, ARM clients, caches and reservations, as a new worker process would."""
-    import capture.arm
-    import capture.orchestrator
-    from capture.settings import get_settings
-
-    get_settings.cache_clear()
-    capture.arm._arm = None
-    capture.orchestrator._reservations = capture.orchestrator.Reservations()
-
-
 def app_settings(emu: Emulator, bench: BenchWorld, **settings: str) -> dict[str, str]:
     """The application settings that point the unmodified app at the emulator."""
     return {**emu.env(), "CAPTURE_STORAGE_ACCOUNT_ID": bench.storage_id, **settings}
@@ -374,7 +364,7 @@ def app_environment(values: dict[str, str]) -> Iterator[None]:
     for key in FOREIGN_CREDENTIAL_ENV:
         os.environ.pop(key, None)
     os.environ.update(values)
-    reset_app_state()
+    capture.reset()
     try:
         yield
     finally:
@@ -383,7 +373,7 @@ def app_environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        reset_app_state()
+        capture.reset()
 
 
 def subprocess_env(values: dict[str, str]) -> dict[str, str]:
@@ -566,7 +556,7 @@ class Sample:
     arm_calls: int  # from the emulator's request log (retries included)
     arm_wait_s: float  # sum of the emulator-side durations of those requests (injected latency included)
     identity_calls: int = 0
-    app_arm_calls: int | None = None  # what the app itself counted (count_calls), from its decision line
+    app_arm_calls: int | None = None  # what the app itself counted (call_scope), from its decision line
     app_duration_s: float | None = None  # the app's own durationMs (handler start to decision)
 
     @property

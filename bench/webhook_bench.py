@@ -9,7 +9,7 @@ adds ``latency`` to every ARM call (not to identity calls).
 
 * **Latency** is measured at the HTTP client: request sent to answer read.
 * **ARM calls** are the emulator's request log entries made while the alert was handled (retries
-  included); the app's own count (``count_calls()``, from its decision log line) is kept as a cross-check.
+  included); the app's own count (``call_scope()``, from its decision log line) is kept as a cross-check.
 * **In-process overhead** = latency − the sum of the emulator-side durations of those requests (their
   handler time, injected latency included). It is everything that is not ARM: payload parsing and
   decisions, the SDK pipeline (serialization, auth header, requests/urllib3, TLS), devhost's HTTP layer, and
@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import capture
 from bench import baseline as baseline_module
 from bench.baseline import DocumentedScript
 from bench.common import (
@@ -60,7 +61,6 @@ from bench.common import (
     ms,
     new_alert_id,
     progress,
-    reset_app_state,
     seed_captures,
     split_watcher_id,
     start_emulator,
@@ -238,7 +238,7 @@ def _latency_run(cfg: Config, index: int) -> dict[str, Any]:
         session.emu.latency = cfg.latency_s
         first = []
         for vm in bench.take(cfg.first_ever):
-            reset_app_state()
+            capture.reset()
             first.append(session.fire(vm, "first"))
         vms = bench.take(per_path)
         cold = [session.fire(vm, "cold") for vm in vms]

@@ -9,13 +9,13 @@ that a throttling or slow ARM turns into a clear 503 instead of a webhook timeou
 from __future__ import annotations
 
 import contextvars
-import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from capture.resource_ids import ResourceId, parse_resource_id
@@ -24,14 +24,21 @@ from capture.settings import Settings
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.mgmt.network import NetworkManagementClient
-    from azure.mgmt.network.models import (
-        PacketCapture,
-        PacketCaptureQueryStatusResult,
-        PacketCaptureResult,
-    )
+    from azure.mgmt.network.models import PacketCapture, PacketCaptureResult
     from azure.mgmt.resource.resources import ResourceManagementClient
 
-log = logging.getLogger(__name__)
+
+__all__ = [
+    "Arm",
+    "ArmError",
+    "CallScope",
+    "CaptureInfo",
+    "CaptureStatus",
+    "DeadlineExceeded",
+    "Watcher",
+    "call_scope",
+    "remaining",
+]
 T = TypeVar("T")
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -42,9 +49,6 @@ POOL_SIZE = 32
 _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 # The Microsoft.Network api-version azure-mgmt-network 33.1 sends, used for the raw capture list.
 NETWORK_API_VERSION = "2026-03-01"
-
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("arm_deadline", default=None)
-_calls: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("arm_calls", default=None)
 
 
 class ArmError(Exception):
@@ -71,36 +75,42 @@ class DeadlineExceeded(Exception):
         self.status = status
 
 
+@dataclass
+class CallScope:
+    """Per-call state of one webhook target or monitor run: its deadline and the ARM requests sent."""
+
+    deadline: float | None = None
+    calls: int = 0
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+
+# The one context variable: which CallScope the SDK calls of this thread/task belong to. It holds no
+# process state; the scope lives as long as the `with call_scope()` block.
+_scope: contextvars.ContextVar[CallScope | None] = contextvars.ContextVar("arm_call_scope", default=None)
+
+
 @contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Bound every ARM call made in this context (and its retries) to `seconds` from now."""
-    token = _deadline.set(time.monotonic() + seconds)
+def call_scope(seconds: float | None = None) -> Iterator[CallScope]:
+    """Count the ARM requests (retries included) sent in this block, and bound them to `seconds`."""
+    scope = CallScope(None if seconds is None else time.monotonic() + seconds)
+    token = _scope.set(scope)
     try:
-        yield
+        yield scope
     finally:
-        _deadline.reset(token)
+        _scope.reset(token)
 
 
 def remaining() -> float | None:
-    end = _deadline.get()
-    return None if end is None else end - time.monotonic()
-
-
-@contextmanager
-def count_calls() -> Iterator[list[int]]:
-    """Count the HTTP requests (retries included) that ARM clients send in this context."""
-    counter = [0]
-    token = _calls.set(counter)
-    try:
-        yield counter
-    finally:
-        _calls.reset(token)
+    scope = _scope.get()
+    return None if scope is None else scope.remaining()
 
 
 def _on_request(_request: Any) -> None:
-    counter = _calls.get()
-    if counter is not None:
-        counter[0] += 1
+    scope = _scope.get()
+    if scope is not None:
+        scope.calls += 1
 
 
 def _retry_policy() -> Any:
@@ -168,6 +178,29 @@ class CaptureInfo:
             storage_path=storage.get("storagePath"),
             file_path=storage.get("filePath") or storage.get("localPath"),
         )
+
+
+ACTIVE_STATUSES = frozenset({"notstarted", "running", "unknown"})
+TERMINAL_STATUSES = frozenset({"stopped", "error"})
+
+
+@dataclass(frozen=True)
+class CaptureStatus:
+    """A capture's queryStatus answer, in wire text ("NotStarted", "TimeExceeded", "AgentStopped")."""
+
+    status: str
+    start_time: datetime | None = None
+    stop_reason: str | None = None
+    errors: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        """Not started yet, running, or not known to have ended: it still occupies the VM."""
+        return self.status.casefold() in ACTIVE_STATUSES
+
+    @property
+    def ended(self) -> bool:
+        return self.status.casefold() in TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -410,7 +443,7 @@ class Arm:
         result: PacketCaptureResult = poller.result()
         return CaptureInfo.from_json(result.as_dict())
 
-    def capture_status(self, watcher: Watcher, name: str) -> PacketCaptureQueryStatusResult:
+    def capture_status(self, watcher: Watcher, name: str) -> CaptureStatus:
         """queryStatus; its first answer carries the status, so one call usually suffices."""
         client = self.network(watcher.subscription)
         poller = self.call(
@@ -423,7 +456,12 @@ class Arm:
                     watcher.resource_group, watcher.name, name, polling_interval=0.2, **kw
                 ).result()
             )
-        return result
+        return CaptureStatus(
+            status=_text(result.packet_capture_status) or "Unknown",
+            start_time=result.capture_start_time,
+            stop_reason=result.stop_reason,
+            errors=tuple(_text(e) or "" for e in result.packet_capture_error or ()),
+        )
 
     def delete_capture(self, watcher: Watcher, name: str) -> bool:
         """Start deleting; False when it was already gone (another monitor run got there first)."""
@@ -460,7 +498,7 @@ def _response_error(response: Any) -> ArmError:
     )
 
 
-def text(value: Any) -> str | None:
+def _text(value: Any) -> str | None:
     """An SDK enum or string as its wire text ("NotStarted", not "PcStatus.NOT_STARTED")."""
     if value is None:
         return None
@@ -487,16 +525,3 @@ def _message(exc: Any) -> str:
     error = getattr(exc, "error", None)
     message = getattr(error, "message", None) or getattr(exc, "message", None) or str(exc)
     return str(message).splitlines()[0][:500]
-
-
-_arm: Arm | None = None
-_arm_lock = threading.Lock()
-
-
-def get_arm(settings: Settings) -> Arm:
-    """The process-wide Arm (clients and caches live as long as the worker process)."""
-    global _arm
-    with _arm_lock:
-        if _arm is None or _arm.settings is not settings:
-            _arm = Arm(settings)
-        return _arm

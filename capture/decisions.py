@@ -1,20 +1,21 @@
-"""What an alert means for packet capture, target by target, and the one HTTP answer that results.
+"""What an alert means for packet capture, target by target: the decisions, not the HTTP answer.
 
-The precedence of the HTTP status is chosen for Azure Monitor's retry rules: it retries 503 (and
-408/429/504) only, and silences an endpoint for 15 minutes after failed retries. A transient Azure
-failure on any target therefore wins (a retry is safe: started captures come back as `duplicate`),
-then `started`, then non-transient Azure errors, then `forbidden`; capacity and duplicates are 200 so
-that a full watcher never looks like a broken endpoint.
+`plan` decides everything the payload and settings alone decide (ignored, forbidden, malformed);
+`outcome_for` is the one place an Azure failure becomes an outcome (transient: `unavailable`, else
+`failed`). The HTTP status each outcome gets, and which one wins, is the webhook's business.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
+from capture.arm import ArmError
 from capture.payloads import AlertEvent
 from capture.resource_ids import InvalidResourceId, ResourceId, Scope, parse_resource_id
+from capture.views import CaptureView
+
+__all__ = ["Outcome", "Plan", "TargetResult", "outcome_for", "plan"]
 
 
 class Outcome(StrEnum):
@@ -30,21 +31,23 @@ class Outcome(StrEnum):
 
 @dataclass
 class TargetResult:
-    """One line of the webhook's answer."""
+    """What was decided for one target (the webhook renders it as one line of `results`)."""
 
     target: str | None
     outcome: Outcome
     reason: str
-    capture: dict[str, Any] | None = None
+    capture: CaptureView | None = None
     error: dict[str, str] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"target": self.target, "outcome": self.outcome.value, "reason": self.reason}
-        if self.capture is not None:
-            body["capture"] = self.capture
-        if self.error is not None:
-            body["error"] = self.error
-        return body
+    @classmethod
+    def from_arm_error(cls, target: str | None, exc: ArmError) -> TargetResult:
+        outcome = outcome_for(exc)
+        reason = (
+            "Azure is busy or slow; retry later"
+            if outcome is Outcome.UNAVAILABLE
+            else "Azure refused the capture"
+        )
+        return cls(target, outcome, reason, error={"code": exc.code, "message": exc.message})
 
 
 @dataclass
@@ -78,7 +81,7 @@ def plan(event: AlertEvent, allowed_scopes: tuple[Scope, ...]) -> Plan:
             result.malformed.append(TargetResult(raw, Outcome.REJECTED, f"malformed resource ID: {exc}"))
             continue
         if target.kind is None:
-            kind = "/".join([target.provider, *target.types]) if target.provider else "resource"
+            kind = target.resource_type
             result.results.append(
                 TargetResult(
                     raw,
@@ -95,21 +98,6 @@ def plan(event: AlertEvent, allowed_scopes: tuple[Scope, ...]) -> Plan:
     return result
 
 
-_PRECEDENCE: list[tuple[Outcome, int]] = [
-    (Outcome.REJECTED, 400),
-    (Outcome.UNAVAILABLE, 503),
-    (Outcome.STARTED, 202),
-    (Outcome.FAILED, 502),
-    (Outcome.FORBIDDEN, 403),
-    (Outcome.LIMITED, 200),
-    (Outcome.DUPLICATE, 200),
-]
-
-
-def http_status(results: list[TargetResult]) -> tuple[int, Outcome]:
-    """The response status and its `status` word, from the per-target outcomes."""
-    outcomes = {r.outcome for r in results}
-    for outcome, status in _PRECEDENCE:
-        if outcome in outcomes:
-            return status, outcome
-    return 200, Outcome.IGNORED
+def outcome_for(exc: ArmError) -> Outcome:
+    """An Azure failure's outcome: transient ones (throttling, 5xx, time budget) are worth a retry."""
+    return Outcome.UNAVAILABLE if exc.transient else Outcome.FAILED

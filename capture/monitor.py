@@ -5,7 +5,8 @@ has been delivered the capture resource is deleted (the file stays in storage), 
 slot under CAPTURE_MAX_SESSIONS and makes the report happen once. A failed delivery keeps the
 capture, so the next run sends the report again: nothing is lost.
 
-Runs never overlap within one process (a lock), and the Functions host runs a timer function on one
+Runs never overlap within one process (the monitor's lock; one monitor per process, in the app
+context), and the Functions host runs a timer function on one
 instance at a time (its singleton lease); a concurrent run elsewhere (a manual trigger) at worst sees
 a 404 on delete, which is tolerated.
 """
@@ -19,22 +20,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Literal
 
-from capture.arm import Arm, ArmError, CaptureInfo, Watcher, count_calls, text
+from capture.arm import Arm, ArmError, CaptureInfo, CaptureStatus, Watcher, call_scope
+from capture.blobs import Analyzer
 from capture.naming import PathInfo, is_ours, parse_storage_path
-from capture.notify import Report, deliver, stop_reason_text
+from capture.notify import deliver
 from capture.settings import Settings
+from capture.views import Analysis, CaptureView, capture_view, stop_reason_text
 
-if TYPE_CHECKING:
-    from azure.mgmt.network.models import PacketCaptureQueryStatusResult
+__all__ = ["Monitor", "OurCapture", "RunResult"]
 
-log = logging.getLogger("capture.monitor")
-
-TERMINAL = frozenset({"stopped", "error"})
-_run_lock = threading.Lock()
-
-Analyzer = Callable[[Report], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,51 +50,15 @@ class OurCapture:
         """What the storage path this app chose says about the alert (None for other paths)."""
         return parse_storage_path(self.resource.storage_path)
 
-
-@dataclass
-class LiveStatus:
-    """A capture's resource plus its queryStatus answer."""
-
-    capture: OurCapture
-    status: PacketCaptureQueryStatusResult | None
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        resource = self.capture.resource
-        path = self.capture.path
-        errors = [text(e) or "" for e in (self.status.packet_capture_error or [])] if self.status else []
-        stop_reason = self.status.stop_reason if self.status else None
-        state = text(self.status.packet_capture_status) if self.status else None
-        return {
-            "name": self.capture.name,
-            "id": resource.id,
-            "target": resource.target,
-            "vm": path.vm if path else None,
-            "watcher": self.capture.watcher.id,
-            "region": self.capture.watcher.location,
-            "provisioningState": resource.provisioning_state,
-            "status": state,
-            "captureStartTime": self.status.capture_start_time.isoformat()
-            if self.status and self.status.capture_start_time
-            else None,
-            "stopReason": stop_reason,
-            "stopReasonText": stop_reason_text(stop_reason, errors)
-            if state in {"Stopped", "Error"}
-            else None,
-            "errors": errors,
-            "timeLimitSeconds": resource.time_limit_seconds,
-            "storagePath": resource.storage_path,
-            "filePath": resource.file_path,
-            "alert": {"rule": path.rule, "instance": path.alert} if path else None,
-            "statusError": self.error,
-        }
+    def view(self, status: CaptureStatus | None = None, status_error: str | None = None) -> CaptureView:
+        return capture_view(self.resource, self.watcher, status, status_error)
 
 
 @dataclass
 class RunResult:
     """What one monitor run did (also what tests and the demo look at)."""
 
-    reported: list[Report] = field(default_factory=list)
+    reported: list[CaptureView] = field(default_factory=list)
     still_open: int = 0
     undelivered: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -119,6 +80,7 @@ class Monitor:
         self.settings = settings
         self.analyzer = analyzer
         self.clock = clock or (lambda: datetime.now(UTC))
+        self._run_lock = threading.Lock()
 
     def subscriptions(self) -> list[str]:
         """Those of CAPTURE_ALLOWED_SCOPES, else every subscription the identity can list."""
@@ -138,11 +100,12 @@ class Monitor:
                     if is_ours(resource.name, prefix):
                         yield OurCapture(watcher, resource)
 
-    def live(self, capture: OurCapture) -> LiveStatus:
+    def live(self, capture: OurCapture) -> CaptureView:
+        """The capture's view with its current status (or why the status could not be read)."""
         try:
-            return LiveStatus(capture, self.arm.capture_status(capture.watcher, capture.name))
+            return capture.view(self.arm.capture_status(capture.watcher, capture.name))
         except ArmError as exc:
-            return LiveStatus(capture, None, error=f"({exc.code}) {exc.message}")
+            return capture.view(status_error=f"({exc.code}) {exc.message}")
 
     def find(self, name: str) -> OurCapture | None:
         for capture in self.our_captures():
@@ -152,15 +115,15 @@ class Monitor:
 
     def run(self) -> RunResult:
         """One pass over our open captures; never raises for one capture's trouble."""
-        if not _run_lock.acquire(blocking=False):
+        if not self._run_lock.acquire(blocking=False):
             return RunResult(skipped=True)
         try:
-            with count_calls() as calls:
+            with call_scope() as scope:
                 result = self._run()
-            result.arm_calls = calls[0]
+            result.arm_calls = scope.calls
             return result
         finally:
-            _run_lock.release()
+            self._run_lock.release()
 
     def _run(self) -> RunResult:
         result = RunResult()
@@ -185,72 +148,51 @@ class Monitor:
                 result.errors.append(f"{capture.name}: ({exc.code}) {exc.message}")
         return result
 
-    def _finished(self, capture: OurCapture, provisioning: str) -> Report | None:
-        """The capture's report when it has ended (or failed to start); None while it runs."""
-        path = capture.path
+    def _finished(self, capture: OurCapture, provisioning: str) -> CaptureView | None:
+        """The capture's final report when it has ended (or failed to start); None while it runs."""
         if provisioning == "failed":
-            return self._report_for(
-                capture,
-                None,
-                "failed",
-                ["ProvisioningFailed"],
-                "Azure could not create the capture (provisioningState Failed)",
+            report = capture.view()
+            report.errors = ["ProvisioningFailed"]
+            return self._final(
+                report, "failed", "Azure could not create the capture (provisioningState Failed)"
             )
         status = self.arm.capture_status(capture.watcher, capture.name)
-        state = text(status.packet_capture_status) or "Unknown"
-        errors = [text(e) or "" for e in (status.packet_capture_error or [])]
-        if state.casefold() == "stopped" and not errors:
-            return self._report_for(capture, status, "completed", [], None)
-        if state.casefold() in TERMINAL:
-            return self._report_for(capture, status, "failed", errors, None)
+        if status.status.casefold() == "stopped" and not status.errors:
+            return self._final(capture.view(status), "completed")
+        if status.ended:
+            return self._final(capture.view(status), "failed")
         grace = timedelta(seconds=self.settings.start_grace_seconds)
-        if state.casefold() == "notstarted" and path is not None and self.clock() - path.started > grace:
-            return self._report_for(
-                capture,
-                status,
+        path = capture.path
+        if (
+            status.status.casefold() == "notstarted"
+            and path is not None
+            and self.clock() - path.started > grace
+        ):
+            return self._final(
+                capture.view(status),
                 "failed",
-                errors,
                 f"the capture did not start within {self.settings.start_grace_seconds} s: is the VM running, "
                 "and can its Network Watcher agent reach the storage account?",
             )
         return None
 
-    def _report_for(
-        self,
-        capture: OurCapture,
-        status: PacketCaptureQueryStatusResult | None,
-        outcome: str,
-        errors: list[str],
-        reason_text: str | None,
-    ) -> Report:
-        path = capture.path
-        stop_reason = status.stop_reason if status else None
-        return Report(
-            name=capture.name,
-            capture_id=capture.resource.id,
-            target=capture.resource.target,
-            vm=path.vm if path else None,
-            watcher=capture.watcher.id,
-            outcome=outcome,
-            status=text(status.packet_capture_status) if status else None,
-            stop_reason=stop_reason,
-            stop_reason_text=reason_text or stop_reason_text(stop_reason, errors),
-            errors=errors,
-            start_time=status.capture_start_time if status else None,
-            storage_path=capture.resource.storage_path,
-            file_path=capture.resource.file_path,
-            rule=path.rule if path else None,
-            alert=path.alert if path else None,
-        )
+    @staticmethod
+    def _final(
+        report: CaptureView, outcome: Literal["completed", "failed"], reason: str | None = None
+    ) -> CaptureView:
+        report.outcome = outcome
+        report.stop_reason_text = reason or stop_reason_text(report.stop_reason, report.errors)
+        report.analysis = Analysis()
+        return report
 
-    def _report(self, capture: OurCapture, report: Report, result: RunResult) -> bool:
+    def _report(self, capture: OurCapture, report: CaptureView, result: RunResult) -> bool:
         started = time.monotonic()
         if self.analyzer is not None:
             try:
                 self.analyzer(report)
             except Exception as exc:  # analysis must never block the notification
                 log.exception("analysis of %s failed", capture.name)
-                report.analysis_error = f"analysis failed: {type(exc).__name__}"
+                (report.analysis or Analysis()).error = f"analysis failed: {type(exc).__name__}"
         failures = deliver(report, self.settings.notify_urls, self.settings.notify_format)
         if failures:
             log.warning(

@@ -16,6 +16,17 @@ from urllib.parse import unquote, urlsplit
 
 from capture.resource_ids import ResourceId
 
+__all__ = [
+    "CONTAINER",
+    "PathInfo",
+    "blob_location",
+    "capture_name",
+    "is_ours",
+    "parse_storage_path",
+    "storage_path",
+    "target_label",
+]
+
 MAX_NAME_LENGTH = 80
 CONTAINER = "network-watcher-logs"
 _UNSAFE = re.compile(r"[^a-z0-9-]+")

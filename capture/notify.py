@@ -8,114 +8,42 @@ kept and the whole report is sent again on the next run (at-least-once; never lo
 from __future__ import annotations
 
 import json
-import logging
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-log = logging.getLogger(__name__)
+from capture.views import AlertRef, Analysis, CaptureView
+
+__all__ = ["deliver", "render", "report_json", "slack_message", "teams_message"]
 
 NOTIFY_TIMEOUT_SECONDS = 10.0
 
-STOP_REASONS = {
-    "timeexceeded": "time limit reached",
-    "maxbytesexceeded": "bytes limit reached",
-    "totalbytespersessionexceeded": "bytes limit reached",
-    "bytesexceeded": "bytes limit reached",
-    "manual": "stopped by a user",
-    "userstopped": "stopped by a user",
-}
-ERRORS = {
-    "agentstopped": "the Network Watcher agent on the VM stopped",
-    "capturefailed": "the capture failed on the VM",
-    "localfilefailed": "writing the local capture file failed",
-    "storagefailed": "writing to the storage account failed",
-    "internalerror": "Network Watcher had an internal error",
-}
+
+def report_json(report: CaptureView) -> dict[str, Any]:
+    """The `json` notification: the capture's view, with its alert, outcome and analysis up front."""
+    capture = report.to_json()
+    alert = capture.pop("alert") or {"rule": None, "instance": None}
+    outcome = capture.pop("outcome")
+    analysis = capture.pop("analysis") or Analysis().model_dump(mode="json", by_alias=True)
+    return {
+        "event": "packet_capture_finished",
+        "outcome": outcome,
+        "alert": alert,
+        "capture": capture,
+        "analysis": analysis,
+    }
 
 
-def stop_reason_text(reason: str | None, errors: list[str]) -> str:
-    """Azure's stop reason and errors in words an on-call engineer reads at 2 a.m."""
-    if errors:
-        return "; ".join(ERRORS.get(e.casefold(), e) for e in errors)
-    if not reason:
-        return "stopped (no reason given by Azure)"
-    return STOP_REASONS.get(reason.casefold(), reason)
-
-
-@dataclass
-class Report:
-    """Everything known about one finished capture."""
-
-    name: str
-    capture_id: str | None
-    target: str | None
-    vm: str | None
-    watcher: str
-    outcome: str  # "completed" or "failed"
-    status: str | None
-    stop_reason: str | None
-    stop_reason_text: str
-    errors: list[str]
-    start_time: datetime | None
-    storage_path: str | None
-    file_path: str | None
-    rule: str | None
-    alert: str | None
-    findings: dict[str, Any] | None = None
-    analysis_error: str | None = None
-    summary_path: str | None = None
-    chart_path: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def notable(self) -> list[str]:
-        return [str(line) for line in (self.findings or {}).get("notable", [])]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "event": "packet_capture_finished",
-            "outcome": self.outcome,
-            "alert": {"rule": self.rule, "instance": self.alert},
-            "capture": {
-                "name": self.name,
-                "id": self.capture_id,
-                "target": self.target,
-                "vm": self.vm,
-                "watcher": self.watcher,
-                "status": self.status,
-                "startTime": self.start_time.isoformat() if self.start_time else None,
-                "stopReason": self.stop_reason,
-                "stopReasonText": self.stop_reason_text,
-                "errors": self.errors,
-                "storagePath": self.storage_path,
-                "filePath": self.file_path,
-            },
-            "analysis": {
-                "notable": self.notable,
-                "findings": self.findings,
-                "error": self.analysis_error,
-                "summaryPath": self.summary_path,
-                "chartPath": self.chart_path,
-            },
-            **self.extra,
-        }
-
-    def headline(self) -> str:
-        what = "Packet capture finished" if self.outcome == "completed" else "Packet capture FAILED"
-        return f"{what}: {self.vm or self.target or self.name} ({self.stop_reason_text})"
-
-
-def _facts(report: Report) -> list[tuple[str, str]]:
+def _facts(report: CaptureView) -> list[tuple[str, str]]:
+    alert = report.alert or AlertRef()
+    analysis = report.analysis or Analysis()
     facts = [
-        ("Alert rule", report.rule or "-"),
-        ("Alert", report.alert or "-"),
+        ("Alert rule", alert.rule or "-"),
+        ("Alert", alert.instance or "-"),
         ("VM", report.vm or report.target or "-"),
         ("Capture", report.name),
         ("Started", report.start_time.isoformat() if report.start_time else "-"),
-        ("Stop reason", report.stop_reason_text),
+        ("Stop reason", report.stop_reason_text or "-"),
     ]
     if report.storage_path:
         facts.append(("File", report.storage_path))
@@ -123,14 +51,14 @@ def _facts(report: Report) -> list[tuple[str, str]]:
         facts.append(("File on VM", report.file_path))
     if report.errors:
         facts.append(("Errors", ", ".join(report.errors)))
-    if report.analysis_error:
-        facts.append(("Analysis", report.analysis_error))
-    if report.chart_path:
-        facts.append(("Chart", report.chart_path))
+    if analysis.error:
+        facts.append(("Analysis", analysis.error))
+    if analysis.chart_path:
+        facts.append(("Chart", analysis.chart_path))
     return facts
 
 
-def teams_message(report: Report) -> dict[str, Any]:
+def teams_message(report: CaptureView) -> dict[str, Any]:
     """A Teams incoming-webhook message carrying an Adaptive Card (schema 1.4)."""
     body: list[dict[str, Any]] = [
         {
@@ -161,7 +89,7 @@ def teams_message(report: Report) -> dict[str, Any]:
     }
 
 
-def slack_message(report: Report) -> dict[str, Any]:
+def slack_message(report: CaptureView) -> dict[str, Any]:
     """A Slack-compatible incoming-webhook message: `text` fallback plus Block Kit `blocks`."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": report.headline()[:150]}},
@@ -182,15 +110,15 @@ def slack_message(report: Report) -> dict[str, Any]:
     return {"text": report.headline(), "blocks": blocks}
 
 
-def render(report: Report, fmt: str) -> dict[str, Any]:
+def render(report: CaptureView, fmt: str) -> dict[str, Any]:
     if fmt == "teams":
         return teams_message(report)
     if fmt == "slack":
         return slack_message(report)
-    return report.to_json()
+    return report_json(report)
 
 
-def deliver(report: Report, urls: tuple[str, ...], fmt: str) -> list[str]:
+def deliver(report: CaptureView, urls: tuple[str, ...], fmt: str) -> list[str]:
     """POST the report to every URL; returns the failures (empty: all delivered)."""
     failures = []
     body = json.dumps(render(report, fmt), default=str).encode()

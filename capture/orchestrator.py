@@ -8,26 +8,25 @@ reservations below only stop concurrent deliveries in this process from racing e
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from capture.arm import Arm, ArmError, CaptureInfo, Watcher, text
+from capture.arm import Arm, ArmError, CaptureInfo, Watcher
 from capture.decisions import Outcome, TargetResult
 from capture.naming import capture_name, storage_path
 from capture.payloads import AlertEvent
 from capture.resource_ids import ResourceId
 from capture.settings import CaptureOptions, Settings
+from capture.views import capture_view
 
 if TYPE_CHECKING:
     from azure.mgmt.network.models import PacketCapture
 
-log = logging.getLogger(__name__)
 
-ACTIVE_STATUSES = frozenset({"notstarted", "running", "unknown"})
+__all__ = ["Orchestrator", "Reservations", "build_body"]
 # Reservations of captures this process created are dropped once a list that started later has
 # been seen (that list then shows the capture, or shows that it is gone).
 _RECENT_SECONDS = 600.0
@@ -107,9 +106,6 @@ class Reservations:
             slots.pending.pop(name.casefold(), None)
 
 
-_reservations = Reservations()
-
-
 def _targets_vm(capture: CaptureInfo, target: ResourceId) -> bool:
     """Does this capture record on the target VM (directly, or as its scale set's instance)?"""
     if not capture.target:
@@ -157,47 +153,20 @@ def build_body(
     return PacketCapture(properties=params)
 
 
-def capture_summary(capture: CaptureInfo, watcher: Watcher, region: str) -> dict[str, Any]:
-    """What the webhook tells the caller about a capture (and where to follow it)."""
-    storage = {
-        "storageId": capture.storage_id,
-        "storagePath": capture.storage_path,
-        "filePath": capture.file_path,
-    }
-    return {
-        "name": capture.name,
-        "id": capture.id,
-        "target": capture.target,
-        "targetType": capture.target_type,
-        "watcher": watcher.id,
-        "region": region,
-        "timeLimitSeconds": capture.time_limit_seconds,
-        "provisioningState": capture.provisioning_state,
-        "storage": {k: v for k, v in storage.items() if v},
-        "follow": f"GET /api/captures/{capture.name}",
-    }
-
-
 class Orchestrator:
     """Starts captures for the capturable targets of fired alerts."""
 
-    def __init__(self, arm: Arm, settings: Settings, reservations: Reservations | None = None) -> None:
+    def __init__(self, arm: Arm, settings: Settings, reservations: Reservations) -> None:
         self.arm = arm
         self.settings = settings
-        self.reservations = reservations or _reservations
+        self.reservations = reservations
 
     def start(self, event: AlertEvent, target: ResourceId, options: CaptureOptions) -> TargetResult:
         """One target's outcome; Azure failures become `failed` (502) or `unavailable` (503)."""
         try:
             return self._start(event, target, options)
         except ArmError as exc:
-            outcome = Outcome.UNAVAILABLE if exc.transient else Outcome.FAILED
-            return TargetResult(
-                target.raw,
-                outcome,
-                "Azure is busy or slow; retry later" if exc.transient else "Azure refused the capture",
-                error={"code": exc.code, "message": exc.message},
-            )
+            return TargetResult.from_arm_error(target.raw, exc)
 
     def _start(self, event: AlertEvent, target: ResourceId, options: CaptureOptions) -> TargetResult:
         name = capture_name(self.settings.name_prefix, target, event.instance_key)
@@ -220,7 +189,7 @@ class Orchestrator:
                     target.raw,
                     Outcome.DUPLICATE,
                     f"capture {name} for this alert already exists",
-                    capture=capture_summary(capture, watcher, region),
+                    capture=capture_view(capture, watcher),
                 )
         for capture in captures:
             if not _targets_vm(capture, target):
@@ -231,13 +200,12 @@ class Orchestrator:
             }:
                 continue
             status = self.arm.capture_status(watcher, capture.name or "")
-            state = text(status.packet_capture_status) or "Unknown"
-            if state.casefold() in ACTIVE_STATUSES:
+            if status.active:
                 return TargetResult(
                     target.raw,
                     Outcome.DUPLICATE,
-                    f"capture {capture.name} is still {state} on this VM",
-                    capture=capture_summary(capture, watcher, region),
+                    f"capture {capture.name} is still {status.status} on this VM",
+                    capture=capture_view(capture, watcher),
                 )
         refusal = self.reservations.reserve(
             watcher,
@@ -266,5 +234,5 @@ class Orchestrator:
             target.raw,
             Outcome.STARTED,
             f"capture started for {options.time_limit_seconds} s",
-            capture=capture_summary(result, watcher, region),
+            capture=capture_view(result, watcher),
         )

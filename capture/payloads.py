@@ -2,8 +2,8 @@
 
 Field locations follow Microsoft's published payload samples and schema definitions. Principles:
 
-* Strict on what we use (targets, status, custom properties, manual fields): a wrong type is a
-  PayloadError that names the field and what was expected, so a 400 explains itself.
+* Strict on what we use (targets, status, custom properties, capture overrides, manual fields): a wrong
+  type is an InputError that names the field and what was expected, so a 400 explains itself.
 * Lenient on everything else: senders add fields, and informational ones (times, rule name, severity,
   description) that have an odd type are dropped instead of failing the alert.
 * Keys are matched case-insensitively (PascalCase `AzureMonitorMetricAlert` bodies exist) and every ID
@@ -22,7 +22,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
 
+from capture.errors import InputError, input_error, kind_of
 from capture.resource_ids import InvalidResourceId, parse_resource_id
+from capture.settings import CaptureOverrides, OverrideLimits
+
+__all__ = ["MAX_BODY_BYTES", "SCHEMA_NAMES", "AlertEvent", "alert_from_json", "parse_alert"]
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -46,18 +50,6 @@ SCHEMA_NAMES: tuple[str, ...] = (
     "manual",
 )
 
-# Canonical override keys (what capture.settings validates) and the spellings that map to them:
-# ours, and the Network Watcher API's own names.
-_OVERRIDE_KEYS = {
-    "timelimitseconds": "timeLimitSeconds",
-    "timelimitinseconds": "timeLimitSeconds",
-    "bytesperpacket": "bytesPerPacket",
-    "bytestocaptureperpacket": "bytesPerPacket",
-    "bytespersession": "bytesPerSession",
-    "totalbytespersession": "bytesPerSession",
-    "filters": "filters",
-    "localpath": "localPath",
-}
 _RESOURCE_ID_COLUMNS = ("_resourceid", "resourceid")
 _LOG_FAMILIES = ("log-v1", "log-v2", "log")
 _LOG_API_LINK = re.compile(
@@ -81,18 +73,6 @@ _UNKNOWN_SCHEMA = (
 )
 
 
-class PayloadError(Exception):
-    """The body is not an alert we can act on; `location` points at the offending part."""
-
-    def __init__(self, message: str, location: str = "body") -> None:
-        super().__init__(message, location)
-        self.message = message
-        self.location = location
-
-    def __str__(self) -> str:
-        return f"{self.location}: {self.message}"
-
-
 class AlertEvent(BaseModel):
     """One alert notification, whatever schema it came in."""
 
@@ -110,26 +90,30 @@ class AlertEvent(BaseModel):
     description: str | None = None  # alert description / manual reason
     monitoring_service: str | None = None  # common monitoringService, activity-log eventSource, ...
     custom_properties: dict[str, str] = Field(default_factory=dict)  # non-string values as JSON text
-    overrides: dict[str, Any] = Field(default_factory=dict)  # raw values under canonical keys
+    overrides: CaptureOverrides = Field(default_factory=CaptureOverrides)  # validated at intake
     not_resource_alert: str | None = None  # why this alert can never name a VM (budget, service health)
 
 
-def parse_alert(body: bytes) -> AlertEvent:
-    """Decode and parse one webhook body; raises PayloadError."""
-    return alert_from_json(_decode(body))
+def parse_alert(body: bytes, limits: OverrideLimits | None = None) -> AlertEvent:
+    """Decode and parse one webhook body; raises InputError.
+
+    `limits` are the configured maxima the capture overrides are validated against (Network Watcher's
+    own when not given).
+    """
+    return alert_from_json(_decode(body), limits)
 
 
-def alert_from_json(payload: object) -> AlertEvent:
-    """Parse an already-decoded JSON value; raises PayloadError."""
+def alert_from_json(payload: object, limits: OverrideLimits | None = None) -> AlertEvent:
+    """Parse an already-decoded JSON value; raises InputError."""
     if not isinstance(payload, dict):
-        raise PayloadError(
-            f"expected a JSON object (an alert or a manual request), got {_kind(payload)}", "body"
+        raise InputError(
+            f"expected a JSON object (an alert or a manual request), got {kind_of(payload)}", "body"
         )
     try:
         _check_unicode(payload)
-        return _dispatch(payload)
+        return _dispatch(payload, limits or OverrideLimits())
     except RecursionError:
-        raise PayloadError("the JSON is nested too deeply", "body") from None
+        raise InputError("the JSON is nested too deeply", "body") from None
 
 
 # --- decoding and dispatch -------------------------------------------------------------------------
@@ -137,32 +121,32 @@ def alert_from_json(payload: object) -> AlertEvent:
 
 def _decode(body: bytes) -> Any:
     if not isinstance(body, bytes | bytearray | memoryview):
-        raise PayloadError(f"expected the request body as bytes, got {type(body).__name__}", "body")
+        raise InputError(f"expected the request body as bytes, got {type(body).__name__}", "body")
     raw = bytes(body)
     if len(raw) > MAX_BODY_BYTES:
-        raise PayloadError(
+        raise InputError(
             f"the body is {len(raw)} bytes; at most {MAX_BODY_BYTES} bytes (1 MiB) are accepted", "body"
         )
     try:
         text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
-        raise PayloadError(
+        raise InputError(
             f"the body is not UTF-8 text (invalid byte at offset {exc.start}); expected a JSON object", "body"
         ) from None
     if not text.strip():
-        raise PayloadError("the body is empty; expected a JSON object (an alert or a manual request)", "body")
+        raise InputError("the body is empty; expected a JSON object (an alert or a manual request)", "body")
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise PayloadError(
+        raise InputError(
             f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
             "expected a JSON object",
             "body",
         ) from None
     except RecursionError:
-        raise PayloadError("the JSON is nested too deeply", "body") from None
+        raise InputError("the JSON is nested too deeply", "body") from None
     except ValueError as exc:  # NaN/Infinity, integers beyond Python's digit limit
-        raise PayloadError(f"the body is not acceptable JSON: {exc}", "body") from None
+        raise InputError(f"the body is not acceptable JSON: {exc}", "body") from None
 
 
 def _check_unicode(payload: Any) -> None:
@@ -172,7 +156,7 @@ def _check_unicode(payload: Any) -> None:
         item = stack.pop()
         if isinstance(item, str):
             if _SURROGATE.search(item):
-                raise PayloadError(
+                raise InputError(
                     "a string contains an unpaired UTF-16 surrogate (an invalid \\u escape); "
                     "expected valid Unicode text",
                     "body",
@@ -188,24 +172,24 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _dispatch(payload: dict[str, Any]) -> AlertEvent:
+def _dispatch(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
     schema_id = _ci_get(payload, "schemaId")
     if schema_id is not None:
         if not isinstance(schema_id, str):
-            raise PayloadError(f"expected a string, got {_kind(schema_id)}", "schemaId")
+            raise InputError(f"expected a string, got {kind_of(schema_id)}", "schemaId")
         parser = _PARSERS.get(schema_id.strip().casefold())
         if parser is None:
-            raise PayloadError(
+            raise InputError(
                 f"unknown schemaId {schema_id!r}; expected one of: {', '.join(_SCHEMA_IDS)}", "schemaId"
             )
-        return parser(payload)
+        return parser(payload, limits)
     if _ci_has(payload, "targets"):
-        return _manual(payload)
+        return _manual(payload, limits)
     if _ci_has(payload, "status") and _ci_has(payload, "context"):
-        return _classic(payload)
+        return _classic(payload, limits)
     if _ci_has(payload, "AlertRuleName") and _ci_has(payload, "SearchQuery"):
         return _legacy_log(_validate(_LegacyLog, payload), "Log Analytics")
-    raise PayloadError(_UNKNOWN_SCHEMA, "body")
+    raise InputError(_UNKNOWN_SCHEMA, "body")
 
 
 # --- pydantic models: only the fields we read; `Any` marks the ones read leniently ----------------
@@ -370,49 +354,14 @@ def _validate(model: type[_M], payload: Any, prefix: str = "") -> _M:
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        location = _join(prefix, error["loc"])
-        raise PayloadError(_explain(error, model), location or "body") from None
-
-
-def _explain(error: Any, model: type[_Model]) -> str:
-    kind = error["type"]
-    field = next((p for p in reversed(error["loc"]) if isinstance(p, str)), "")
-    element = bool(error["loc"]) and isinstance(error["loc"][-1], int)
-    hint = None if element else _FIELD_HINTS.get(field)
-    got = _kind(error.get("input"))
-    if kind == "missing":
-        return "required field is missing" + (f"; expected {hint}" if hint else "")
-    if kind == "string_type":
-        return f"expected {hint or 'a string'}, got {got}"
-    if kind == "list_type":
-        return f"expected {hint or 'a list'}, got {got}"
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"expected {hint or 'a JSON object'}, got {got}"
-    if kind == "too_short":
-        return f"expected {hint or 'a non-empty list'}, got an empty list"
-    if kind == "string_too_short":
-        return f"expected {hint or 'a non-empty string'}, got an empty string"
-    if kind == "extra_forbidden":
-        allowed = ", ".join(f.alias or n for n, f in model.model_fields.items())
-        return f"unknown field; expected only: {allowed}"
-    return str(error["msg"])
-
-
-def _join(prefix: str, loc: Iterable[Any]) -> str:
-    text = prefix
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text = f"{text}.{part}" if text else str(part)
-    return text
+        known = [f.alias or n for n, f in model.model_fields.items()]
+        raise input_error(exc, prefix=prefix, hints=_FIELD_HINTS, known=known) from None
 
 
 # --- the schemas -----------------------------------------------------------------------------------
 
 
-def _common(payload: dict[str, Any]) -> AlertEvent:
+def _common(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
     model = _validate(_CommonPayload, payload)
     ess = model.data.essentials
     context = model.data.alert_context if isinstance(model.data.alert_context, dict) else {}
@@ -437,7 +386,7 @@ def _common(payload: dict[str, Any]) -> AlertEvent:
     if props is None and family in ("metric", "log-v2", "log"):
         ctx_props = _ci_get(context, "properties")
         props, where = (ctx_props if isinstance(ctx_props, dict) else None), "data.alertContext.properties"
-    custom, overrides = _custom_properties(props, where)
+    custom, overrides = _custom_properties(props, where, limits)
 
     # instance_key: essentials.alertId, "the unique resource ID that identifies the alert instance"; the
     # fired and resolved notifications of one instance share it. Test-action activity-log and budget
@@ -501,13 +450,13 @@ def _common_family(service: str | None, signal: Any) -> str:
     return "other"
 
 
-def _metric_alert(payload: dict[str, Any]) -> AlertEvent:
+def _metric_alert(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
     """Non-common `AzureMonitorMetricAlert` (data.version 2.0)."""
     model = _validate(_MetricPayload, payload)
     data, ctx = model.data, model.data.context
     # Docs show only "Activated"; "Deactivated" is what users report for the resolution.
     fired = _state(data.status, {"Activated": True, "Deactivated": False, "Resolved": False}, "data.status")
-    custom, overrides = _custom_properties(data.properties, "data.properties")
+    custom, overrides = _custom_properties(data.properties, "data.properties", limits)
     # instance_key: there is no instance ID (context.id is the rule). One notification = one rule, one
     # resource, one evaluation time; retries and fan-out resend the same body, so these are stable.
     key = _derived_key("metric-alert", _fold(ctx.id), ctx.resource_id.casefold(), ctx.timestamp)
@@ -526,11 +475,11 @@ def _metric_alert(payload: dict[str, Any]) -> AlertEvent:
     )
 
 
-def _activity_log(payload: dict[str, Any]) -> AlertEvent:
+def _activity_log(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
     """Non-common `Microsoft.Insights/activityLogs`: always fired (status is always "Activated")."""
     model = _validate(_ActivityPayload, payload)
     data, log = model.data, model.data.context.activity_log
-    custom, overrides = _custom_properties(data.properties, "data.properties")
+    custom, overrides = _custom_properties(data.properties, "data.properties", limits)
     source = _text(log.event_source)
     operation = (_text(log.operation_name) or "").casefold()
     service_health = _fold(source) == "servicehealth" or operation.startswith("microsoft.servicehealth/")
@@ -563,12 +512,12 @@ def _activity_log(payload: dict[str, Any]) -> AlertEvent:
     )
 
 
-def _classic(payload: dict[str, Any]) -> AlertEvent:
+def _classic(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
     """The retired classic metric alert: no wrapper, and the only schema with the target's region."""
     model = _validate(_ClassicPayload, payload)
     ctx = model.context
     fired = _state(model.status, {"Activated": True, "Resolved": False, "Deactivated": False}, "status")
-    custom, overrides = _custom_properties(model.properties, "properties")
+    custom, overrides = _custom_properties(model.properties, "properties", limits)
     # instance_key: no instance ID (context.id is the rule); rule + resource + trigger time is stable.
     key = _derived_key("classic-metric", _fold(ctx.id), ctx.resource_id.casefold(), ctx.timestamp)
     return AlertEvent(
@@ -586,7 +535,7 @@ def _classic(payload: dict[str, Any]) -> AlertEvent:
     )
 
 
-def _legacy_app_insights(payload: dict[str, Any]) -> AlertEvent:
+def _legacy_app_insights(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
     return _legacy_log(_validate(_LegacyLogPayload, payload).data, "Application Insights")
 
 
@@ -622,11 +571,11 @@ def _legacy_log(log: _LegacyLog, service: str) -> AlertEvent:
     )
 
 
-def _budget(payload: dict[str, Any]) -> AlertEvent:
+def _budget(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
     """Non-common `AIP Budget Notification`: never about a resource."""
     data = _ci_get(payload, "data")
     if not isinstance(data, dict):
-        raise PayloadError(f"expected an object, got {_kind(data)}", "data")
+        raise InputError(f"expected an object, got {kind_of(data)}", "data")
     fields = [
         _ci_get(data, name)
         for name in (
@@ -649,17 +598,17 @@ def _budget(payload: dict[str, Any]) -> AlertEvent:
     )
 
 
-def _manual(payload: dict[str, Any]) -> AlertEvent:
+def _manual(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
     """`{"targets": [...], "reason": "...", "capture": {...}, "id": "..."}` from other automation."""
     model = _validate(_Manual, payload)
     for index, target in enumerate(model.targets):
         try:
             parse_resource_id(target)
         except InvalidResourceId as exc:
-            raise PayloadError(str(exc), f"targets[{index}]") from None
+            raise InputError(str(exc), f"targets[{index}]") from None
     if model.id is not None and any(not ch.isprintable() for ch in model.id):
-        raise PayloadError("expected a printable ID without control characters", "id")
-    overrides = _overrides(model.capture or {}, "capture", only_prefixed=False)
+        raise InputError("expected a printable ID without control characters", "id")
+    overrides = CaptureOverrides.parse(model.capture or {}, "capture", limits)
     # instance_key: the caller's id, else a hash of the sorted, casefolded targets and the reason, so a
     # retried request (same targets and reason) de-duplicates.
     if model.id is not None:
@@ -677,7 +626,7 @@ def _manual(payload: dict[str, Any]) -> AlertEvent:
     )
 
 
-_PARSERS: dict[str, Callable[[dict[str, Any]], AlertEvent]] = {
+_PARSERS: dict[str, Callable[[dict[str, Any], OverrideLimits], AlertEvent]] = {
     "azuremonitorcommonalertschema": _common,
     "azuremonitormetricalert": _metric_alert,
     "microsoft.insights/activitylogs": _activity_log,
@@ -695,42 +644,18 @@ def _state(value: str, states: dict[str, bool], location: str) -> bool:
         if value.strip().casefold() == word.casefold():
             return fired
     expected = ", ".join(f'"{word}"' for word in states)
-    raise PayloadError(f"unknown value {value!r}; expected one of {expected}", location)
+    raise InputError(f"unknown value {value!r}; expected one of {expected}", location)
 
 
-def _custom_properties(props: dict[str, Any] | None, where: str) -> tuple[dict[str, str], dict[str, Any]]:
-    """Custom properties as text, and the raw `capture*` ones as overrides."""
+def _custom_properties(
+    props: dict[str, Any] | None, where: str, limits: OverrideLimits
+) -> tuple[dict[str, str], CaptureOverrides]:
+    """Custom properties as text, and the `capture*` ones validated as overrides."""
     if not props:
-        return {}, {}
+        return {}, CaptureOverrides()
     custom = {key: _prop_text(value) for key, value in props.items()}
-    return custom, _overrides(props, where, only_prefixed=True)
-
-
-def _overrides(values: dict[str, Any], where: str, *, only_prefixed: bool) -> dict[str, Any]:
-    """Map override spellings to canonical keys; unknown ones are kept as sent for the validator."""
-    out: dict[str, Any] = {}
-    origin: dict[str, str] = {}
-    for key, value in values.items():
-        if only_prefixed and not key.casefold().startswith("capture"):
-            continue
-        canonical = _override_key(key)
-        if canonical in out:
-            raise PayloadError(
-                f"capture option {canonical!r} is given twice (as {origin[canonical]!r} and {key!r})",
-                f"{where}.{key}",
-            )
-        out[canonical] = value
-        origin[canonical] = key
-    return out
-
-
-def _override_key(key: str) -> str:
-    folded = re.sub(r"[\s_.\-]", "", key.casefold())
-    if folded in _OVERRIDE_KEYS:
-        return _OVERRIDE_KEYS[folded]
-    if folded.startswith("capture") and folded[len("capture") :] in _OVERRIDE_KEYS:
-        return _OVERRIDE_KEYS[folded[len("capture") :]]
-    return key
+    prefixed = {key: value for key, value in props.items() if key.casefold().startswith("capture")}
+    return custom, CaptureOverrides.parse(prefixed, where, limits)
 
 
 def _log_resource_ids(context: Any) -> list[str]:
@@ -852,19 +777,3 @@ def _time(value: Any) -> datetime | None:
         except ValueError:
             return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__

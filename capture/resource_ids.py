@@ -13,6 +13,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
+__all__ = ["InvalidResourceId", "ResourceId", "ResourceKind", "Scope", "parse_resource_id", "parse_scope"]
+
 MAX_RESOURCE_ID_LENGTH = 1024
 
 ResourceKind = Literal["vm", "vmss_instance"]

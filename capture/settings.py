@@ -1,31 +1,58 @@
 """App settings and per-capture options.
 
-Settings are read once from the environment (Function App application settings) and validated at
-start, so that a misconfigured app says what is wrong instead of failing on the first alert.
-Per-alert overrides are validated against the Network Watcher limits and never exceed the
-configured maxima: an alert rule author cannot ask for more than the operator allowed.
+Settings are read once from the environment (Function App application settings) by pydantic-settings
+and validated at start, so that a misconfigured app says what is wrong, naming the variable, instead of
+failing on the first alert. Per-alert overrides are one model validated at intake against the Network
+Watcher limits and the configured maxima: an alert rule author cannot ask for more than the operator
+allowed.
 """
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import json
-import os
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from capture.errors import InputError, describe, input_error, join_location
 from capture.resource_ids import InvalidResourceId, Scope, parse_resource_id, parse_scope
+
+__all__ = [
+    "DEFAULT_MONITOR_SCHEDULE",
+    "CaptureFilter",
+    "CaptureOptions",
+    "CaptureOverrides",
+    "OverrideLimits",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "setting_names",
+    "validate_local_path",
+]
 
 # Network Watcher limits (PacketCaptureParameters in the 2026-03-01 swagger).
 MAX_TIME_LIMIT_SECONDS = 18000
 MAX_UINT32 = 4294967295
 DEFAULT_BYTES_PER_SESSION = 1073741824
+DEFAULT_MONITOR_SCHEDULE = "0 * * * * *"
+MAX_FILTERS = 10
 _NAME_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,23}$")
 _PORTS = re.compile(r"^\d{1,5}(-\d{1,5})?$|^(\d{1,5};)+\d{0,5};?$|^\d{1,5}$")
+_ENV_PREFIX = "CAPTURE_"
 
 
 class SettingsError(ValueError):
@@ -42,6 +69,15 @@ class CaptureFilter(BaseModel):
     remote_ip_address: str | None = Field(default=None, alias="remoteIPAddress")
     local_port: str | None = Field(default=None, alias="localPort")
     remote_port: str | None = Field(default=None, alias="remotePort")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_keys(cls, data: Any) -> Any:
+        """Keys match case-insensitively, like every other key of an alert."""
+        if not isinstance(data, dict):
+            return data
+        names = {(f.alias or n).casefold(): f.alias or n for n, f in cls.model_fields.items()}
+        return {names.get(k.casefold(), k) if isinstance(k, str) else k: v for k, v in data.items()}
 
     @field_validator("protocol", mode="before")
     @classmethod
@@ -86,30 +122,22 @@ class CaptureFilter(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
-def _parse_filters(raw: Any, where: str) -> list[CaptureFilter]:
+def _filters(raw: Any) -> Any:
+    """CAPTURE_FILTERS and the `filters` override: a JSON list (or its text) of at most 10 filters."""
     if isinstance(raw, str):
         try:
             raw = json.loads(raw) if raw.strip() else []
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{where} must be a JSON list of filters: {exc.msg}") from None
-    if not isinstance(raw, list):
-        raise ValueError(f"{where} must be a list of filter objects")
-    if len(raw) > 10:
-        raise ValueError(f"{where} has {len(raw)} filters; at most 10 are accepted")
-    filters = []
-    for index, item in enumerate(raw):
-        try:
-            filters.append(CaptureFilter.model_validate(item))
-        except ValidationError as exc:
-            raise ValueError(f"{where}[{index}]: {_first_error(exc)}") from None
-    return filters
+            raise ValueError(f"must be a JSON list of filters: {exc.msg}") from None
+    if not isinstance(raw, list | tuple):
+        raise ValueError("must be a list of filter objects")
+    if len(raw) > MAX_FILTERS:
+        raise ValueError(f"has {len(raw)} filters; at most {MAX_FILTERS} are accepted")
+    return raw
 
 
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    location = ".".join(str(part) for part in error["loc"])
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{location}: {message}" if location else message
+# CAPTURE_FILTERS and the `filters` override: the same JSON list (or its text), validated the same way.
+Filters = Annotated[tuple[CaptureFilter, ...], BeforeValidator(_filters)]
 
 
 class CaptureOptions(BaseModel):
@@ -124,19 +152,10 @@ class CaptureOptions(BaseModel):
     local_path: str | None = None
 
 
-class OverrideError(ValueError):
-    """An alert asked for capture options that are invalid or above the configured maxima."""
+class Settings(BaseSettings):
+    """Every app setting the app reads, typed and validated once (`CAPTURE_` + the field name)."""
 
-    def __init__(self, message: str, location: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.location = location
-
-
-class Settings(BaseModel):
-    """Every app setting the app reads, typed and validated once."""
-
-    model_config = ConfigDict(frozen=True)
+    model_config = SettingsConfigDict(env_prefix=_ENV_PREFIX, frozen=True, extra="ignore")
 
     storage_account_id: str | None = None
     local_path: str | None = None
@@ -145,18 +164,52 @@ class Settings(BaseModel):
     max_sessions: int = Field(default=10, ge=1, le=10000)
     bytes_per_packet: int = Field(default=0, ge=0, le=MAX_UINT32)
     bytes_per_session: int = Field(default=DEFAULT_BYTES_PER_SESSION, ge=1, le=MAX_UINT32)
-    filters: tuple[CaptureFilter, ...] = ()
+    filters: Annotated[Filters, NoDecode] = ()
     name_prefix: str = "alertcap"
-    allowed_scopes: tuple[Scope, ...] = ()
-    arm_endpoint: str = "https://management.azure.com"
+    allowed_scopes: Annotated[tuple[Scope, ...], NoDecode] = ()
+    arm_endpoint: str = Field(default="https://management.azure.com", validation_alias="ARM_ENDPOINT")
     compute_api_version: str = "2024-07-01"
     webhook_budget_seconds: float = Field(default=8.0, gt=0, le=60)
-    monitor_schedule: str = "0 * * * * *"
+    monitor_schedule: str = DEFAULT_MONITOR_SCHEDULE
     start_grace_seconds: int = Field(default=300, ge=10)
-    notify_urls: tuple[str, ...] = ()
+    notify_urls: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias="CAPTURE_NOTIFY_URL"
+    )
     notify_format: Literal["json", "teams", "slack"] = "json"
     blob_endpoint: str | None = None
     analyze: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, data: Any) -> Any:
+        """A blank app setting means 'use the default', as it did before it was set."""
+        if not isinstance(data, dict):
+            return data
+        return {k: v.strip() if isinstance(v, str) else v for k, v in data.items() if not _blank(v)}
+
+    @field_validator("allowed_scopes", mode="before")
+    @classmethod
+    def _parse_scopes(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return tuple(parse_scope(part.strip()) for part in value.split(",") if part.strip())
+        except InvalidResourceId as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("notify_urls", mode="before")
+    @classmethod
+    def _parse_urls(cls, value: Any) -> Any:
+        parts = [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+        for part in parts:
+            if not str(part).startswith(("https://", "http://")):
+                raise ValueError(f"{str(part)[:40]!r} is not an http(s) URL")
+        return parts
+
+    @field_validator("notify_format", mode="before")
+    @classmethod
+    def _format(cls, value: Any) -> Any:
+        return value.casefold() if isinstance(value, str) else value
 
     @field_validator("storage_account_id")
     @classmethod
@@ -212,6 +265,11 @@ class Settings(BaseModel):
         """The account name, the host part of the blob URLs the captures are written to."""
         return self.storage_account_id.rstrip("/").rsplit("/", 1)[-1] if self.storage_account_id else None
 
+    @property
+    def override_limits(self) -> OverrideLimits:
+        """The most an alert's overrides may ask for."""
+        return OverrideLimits(self.max_time_limit_seconds, self.bytes_per_session)
+
     def default_options(self) -> CaptureOptions:
         return CaptureOptions(
             time_limit_seconds=self.time_limit_seconds,
@@ -221,34 +279,140 @@ class Settings(BaseModel):
             local_path=self.local_path,
         )
 
-    def capture_options(self, overrides: Mapping[str, Any]) -> CaptureOptions:
-        """Apply an alert's overrides; raises OverrideError naming the field and the allowed range."""
-        options = self.default_options()
-        changes: dict[str, Any] = {}
-        for key, value in overrides.items():
-            where = f"capture.{key}"
-            if key == "timeLimitSeconds":
-                changes["time_limit_seconds"] = _bounded_int(value, where, 1, self.max_time_limit_seconds)
-            elif key == "bytesPerPacket":
-                changes["bytes_per_packet"] = _bounded_int(value, where, 0, MAX_UINT32)
-            elif key == "bytesPerSession":
-                changes["bytes_per_session"] = _bounded_int(value, where, 1, self.bytes_per_session)
-            elif key == "filters":
-                try:
-                    changes["filters"] = tuple(_parse_filters(value, where))
-                except ValueError as exc:
-                    raise OverrideError(str(exc), where) from None
-            elif key == "localPath":
-                if not isinstance(value, str):
-                    raise OverrideError(f"{where} must be a string", where)
-                try:
-                    changes["local_path"] = validate_local_path(value)
-                except ValueError as exc:
-                    raise OverrideError(f"{where}: {exc}", where) from None
-            else:
-                known = "timeLimitSeconds, bytesPerPacket, bytesPerSession, filters, localPath"
-                raise OverrideError(f"unknown capture option {key!r}; known options: {known}", where)
-        return options.model_copy(update=changes)
+    def capture_options(self, overrides: CaptureOverrides) -> CaptureOptions:
+        """The settings' options, narrowed by an alert's (already validated) overrides."""
+        changes = {name: getattr(overrides, name) for name in overrides.model_fields_set}
+        return self.default_options().model_copy(update=changes)
+
+
+def _blank(value: Any) -> bool:
+    return isinstance(value, str) and not value.strip()
+
+
+# Read by azure-identity's DefaultAzureCredential, not by Settings: the app's identity is not a setting
+# it validates, but it is one an operator sets.
+IDENTITY_SETTINGS = ("AZURE_CLIENT_ID",)
+
+
+def _variables() -> dict[str, str]:
+    """Settings field -> the environment variable it is read from."""
+    names = {}
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        names[field] = alias if isinstance(alias, str) else f"{_ENV_PREFIX}{field.upper()}"
+    return names
+
+
+def setting_names() -> tuple[str, ...]:
+    """Every application setting the app reads (for the README table and deployment template checks)."""
+    return (*_variables().values(), *IDENTITY_SETTINGS)
+
+
+def load_settings() -> Settings:
+    """Read and validate the settings; raises SettingsError that names the offending variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        names = _variables()
+        loc = list(error["loc"])
+        head = str(loc.pop(0)) if loc else ""
+        variable = names.get(head, head if head in names.values() else "")
+        where = join_location(variable, loc) if variable else ""
+        message = describe(error, {})
+        raise SettingsError(f"{where}: {message}" if where else message) from None
+
+
+@dataclass(frozen=True)
+class OverrideLimits:
+    """The configured maxima an alert's overrides are validated against (Network Watcher's by default)."""
+
+    max_time_limit_seconds: int = MAX_TIME_LIMIT_SECONDS
+    max_bytes_per_session: int = MAX_UINT32
+
+
+# Spellings of each override, folded (case, '_', '-', '.', spaces ignored; an optional `capture`
+# prefix): ours first, then the Network Watcher API's own name.
+_OVERRIDE_SPELLINGS = {
+    "timeLimitSeconds": ("timelimitseconds", "timelimitinseconds"),
+    "bytesPerPacket": ("bytesperpacket", "bytestocaptureperpacket"),
+    "bytesPerSession": ("bytespersession", "totalbytespersession"),
+    "filters": ("filters",),
+    "localPath": ("localpath",),
+}
+_CANONICAL = {folded: key for key, spellings in _OVERRIDE_SPELLINGS.items() for folded in spellings}
+
+
+class CaptureOverrides(BaseModel):
+    """An alert's capture options (manual `capture`, or `capture*` custom properties), validated once.
+
+    Validate with `CaptureOverrides.parse(values, where, limits)`: it folds the spellings and turns
+    errors into an InputError at `capture.<option>`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    time_limit_seconds: int | None = Field(default=None, alias="timeLimitSeconds")
+    bytes_per_packet: int | None = Field(default=None, alias="bytesPerPacket")
+    bytes_per_session: int | None = Field(default=None, alias="bytesPerSession")
+    filters: Filters | None = None
+    local_path: str | None = Field(default=None, alias="localPath")
+
+    @classmethod
+    def parse(
+        cls, values: Mapping[str, Any], where: str, limits: OverrideLimits | None = None
+    ) -> CaptureOverrides:
+        """Fold the spellings of `values` and validate them; raises InputError."""
+        folded: dict[str, Any] = {}
+        origin: dict[str, str] = {}
+        for key, value in values.items():
+            canonical = _canonical(key)
+            if canonical in folded:
+                raise InputError(
+                    f"capture option {canonical!r} is given twice (as {origin[canonical]!r} and {key!r})",
+                    f"{where}.{key}",
+                )
+            folded[canonical] = value
+            origin[canonical] = key
+        try:
+            return cls.model_validate(folded, context=limits or OverrideLimits())
+        except ValidationError as exc:
+            raise input_error(exc, prefix="capture", known=_OVERRIDE_SPELLINGS) from None
+
+    @field_validator("time_limit_seconds", "bytes_per_packet", "bytes_per_session", mode="before")
+    @classmethod
+    def _bounded(cls, value: Any, info: ValidationInfo) -> int:
+        limits = info.context if isinstance(info.context, OverrideLimits) else OverrideLimits()
+        low, high = {
+            "time_limit_seconds": (1, limits.max_time_limit_seconds),
+            "bytes_per_packet": (0, MAX_UINT32),
+            "bytes_per_session": (1, limits.max_bytes_per_session),
+        }[str(info.field_name)]
+        if isinstance(value, bool):
+            raise ValueError("must be an integer, not a boolean")
+        if isinstance(value, str) and re.fullmatch(r"\s*\d{1,12}\s*", value):
+            value = int(value)
+        if not isinstance(value, int):
+            raise ValueError(f"must be an integer between {low} and {high}")
+        if not low <= value <= high:
+            raise ValueError(f"is {value}; allowed range is {low}..{high}")
+        return value
+
+    @field_validator("local_path", mode="before")
+    @classmethod
+    def _local_path(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        return validate_local_path(value)
+
+    def to_json(self) -> dict[str, Any]:
+        """The options given, under their canonical names (filters as Network Watcher writes them)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
+
+
+def _canonical(key: str) -> str:
+    folded = re.sub(r"[\s_.\-]", "", key.casefold())
+    return _CANONICAL.get(folded) or _CANONICAL.get(folded.removeprefix("capture")) or key
 
 
 def validate_local_path(value: str) -> str:
@@ -258,80 +422,3 @@ def validate_local_path(value: str) -> str:
     if ".." in value or any(ch in value for ch in "\0\n\r"):
         raise ValueError("the local path must not contain '..' or control characters")
     return value.rstrip("/\\") or value
-
-
-def _bounded_int(value: Any, where: str, low: int, high: int) -> int:
-    if isinstance(value, bool):
-        raise OverrideError(f"{where} must be an integer, not a boolean", where)
-    if isinstance(value, str) and re.fullmatch(r"\s*\d{1,12}\s*", value):
-        value = int(value)
-    if not isinstance(value, int):
-        raise OverrideError(f"{where} must be an integer between {low} and {high}", where)
-    if not low <= value <= high:
-        raise OverrideError(f"{where} is {value}; allowed range is {low}..{high}", where)
-    return value
-
-
-_ENV = {
-    "storage_account_id": "CAPTURE_STORAGE_ACCOUNT_ID",
-    "local_path": "CAPTURE_LOCAL_PATH",
-    "time_limit_seconds": "CAPTURE_TIME_LIMIT_SECONDS",
-    "max_time_limit_seconds": "CAPTURE_MAX_TIME_LIMIT_SECONDS",
-    "max_sessions": "CAPTURE_MAX_SESSIONS",
-    "bytes_per_packet": "CAPTURE_BYTES_PER_PACKET",
-    "bytes_per_session": "CAPTURE_BYTES_PER_SESSION",
-    "filters": "CAPTURE_FILTERS",
-    "name_prefix": "CAPTURE_NAME_PREFIX",
-    "allowed_scopes": "CAPTURE_ALLOWED_SCOPES",
-    "arm_endpoint": "ARM_ENDPOINT",
-    "compute_api_version": "CAPTURE_COMPUTE_API_VERSION",
-    "webhook_budget_seconds": "CAPTURE_WEBHOOK_BUDGET_SECONDS",
-    "monitor_schedule": "CAPTURE_MONITOR_SCHEDULE",
-    "start_grace_seconds": "CAPTURE_START_GRACE_SECONDS",
-    "notify_urls": "CAPTURE_NOTIFY_URL",
-    "notify_format": "CAPTURE_NOTIFY_FORMAT",
-    "blob_endpoint": "CAPTURE_BLOB_ENDPOINT",
-    "analyze": "CAPTURE_ANALYZE",
-}
-
-
-def settings_from_env(environ: Mapping[str, str]) -> Settings:
-    """Build Settings from app settings; raises SettingsError that names the offending setting."""
-    raw: dict[str, Any] = {}
-    for field, name in _ENV.items():
-        value = environ.get(name, "").strip()
-        if not value:
-            continue
-        try:
-            if field == "filters":
-                raw[field] = tuple(_parse_filters(value, name))
-            elif field == "allowed_scopes":
-                raw[field] = tuple(parse_scope(part.strip()) for part in value.split(",") if part.strip())
-            elif field == "notify_urls":
-                raw[field] = tuple(_notify_url(part.strip()) for part in value.split(",") if part.strip())
-            elif field == "notify_format":
-                raw[field] = value.casefold()
-            else:
-                raw[field] = value
-        except (ValueError, InvalidResourceId) as exc:
-            raise SettingsError(f"{name}: {exc}") from None
-    try:
-        return Settings.model_validate(raw)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field = str(error["loc"][0]) if error["loc"] else ""
-        message = str(error["msg"]).removeprefix("Value error, ")
-        setting = _ENV.get(field)
-        raise SettingsError(f"{setting}: {message}" if setting else message) from None
-
-
-def _notify_url(value: str) -> str:
-    if not value.startswith(("https://", "http://")):
-        raise ValueError(f"{value[:40]!r} is not an http(s) URL")
-    return value
-
-
-@functools.cache
-def get_settings() -> Settings:
-    """The process-wide settings, read on first use (tests clear the cache after changing env)."""
-    return settings_from_env(os.environ)

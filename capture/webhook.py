@@ -1,4 +1,11 @@
-"""The alert webhook's use case: payload in, per-target decisions and one HTTP answer out."""
+"""The HTTP side of the app: alert in, decisions and captures, one JSON answer out.
+
+The precedence of the HTTP status is chosen for Azure Monitor's retry rules: it retries 503 (and
+408/429/504) only, and silences an endpoint for 15 minutes after failed retries. A transient Azure
+failure on any target therefore wins (a retry is safe: started captures come back as `duplicate`),
+then `started`, then non-transient Azure errors, then `forbidden`; capacity and duplicates are 200 so
+that a full watcher never looks like a broken endpoint. Rejected input (400) comes first of all.
+"""
 
 from __future__ import annotations
 
@@ -7,91 +14,144 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from capture.arm import Arm, count_calls, deadline
-from capture.decisions import Outcome, TargetResult, http_status, plan
-from capture.orchestrator import Orchestrator
-from capture.payloads import AlertEvent, PayloadError, parse_alert
+from capture.arm import ArmError, call_scope
+from capture.decisions import Outcome, TargetResult, outcome_for, plan
+from capture.errors import InputError
+from capture.payloads import AlertEvent, parse_alert
 from capture.resource_ids import ResourceId
-from capture.settings import CaptureOptions, OverrideError, Settings
+from capture.settings import CaptureOptions
+
+if TYPE_CHECKING:
+    from capture.context import AppContext
+
+__all__ = [
+    "RETRY_AFTER_SECONDS",
+    "STATUS_CODES",
+    "Answer",
+    "arm_failure",
+    "handle_alert",
+    "http_status",
+    "rejected",
+]
 
 log = logging.getLogger("capture.decisions")
 
 RETRY_AFTER_SECONDS = 10
 # Several targets are worked on at once so that each gets the whole time budget.
 MAX_PARALLEL_TARGETS = 4
+FOLLOW = (
+    "GET /api/captures/{name} shows each capture's live status; a notification "
+    "is sent when it ends (CAPTURE_NOTIFY_URL)"
+)
+
+# In order of precedence: the first outcome any target has decides the answer's status.
+STATUS_CODES: dict[Outcome, int] = {
+    Outcome.REJECTED: 400,
+    Outcome.UNAVAILABLE: 503,
+    Outcome.STARTED: 202,
+    Outcome.FAILED: 502,
+    Outcome.FORBIDDEN: 403,
+    Outcome.LIMITED: 200,
+    Outcome.DUPLICATE: 200,
+    Outcome.IGNORED: 200,
+}
 
 
 @dataclass
 class Answer:
-    """An HTTP answer, independent of the Functions types."""
+    """An HTTP answer, independent of the Functions types; 503 always carries Retry-After."""
 
     status_code: int
     body: dict[str, Any]
-    headers: dict[str, str]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status_code == 503:
+            self.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
 
 
-def rejected(message: str, location: str) -> Answer:
-    return Answer(
-        400, {"status": "rejected", "error": {"message": message, "location": location}, "results": []}, {}
+def rejected(error: InputError, results: list[TargetResult] | None = None) -> Answer:
+    """400: what is wrong with the input and where (logged: the sender may never read the answer)."""
+    log.info(
+        json.dumps({"event": "alert_rejected", "location": error.location, "error": error.message[:300]})
     )
+    error_body = {"message": error.message, "location": error.location}
+    body = {"status": "rejected", "error": error_body, "results": [result_json(r) for r in results or []]}
+    return Answer(400, body)
 
 
-def handle_alert(body: bytes, settings: Settings, arm: Arm) -> Answer:
+def result_json(result: TargetResult) -> dict[str, Any]:
+    """One line of `results`: the target, its outcome and why, and the capture or Azure's error."""
+    body: dict[str, Any] = {"target": result.target, "outcome": result.outcome.value, "reason": result.reason}
+    if result.capture is not None:
+        body["capture"] = result.capture.to_json()
+    if result.error is not None:
+        body["error"] = result.error
+    return body
+
+
+def arm_failure(exc: ArmError) -> Answer:
+    """502 or 503 for a request that is one Azure call (listing or reading captures)."""
+    outcome = outcome_for(exc)
+    log.warning(json.dumps({"event": "azure_failed", "outcome": outcome.value, "error": exc.code}))
+    body = {"status": outcome.value, "error": {"code": exc.code, "message": exc.message}}
+    return Answer(STATUS_CODES[outcome], body)
+
+
+def http_status(results: list[TargetResult]) -> tuple[int, Outcome]:
+    """The response status and its `status` word, from the per-target outcomes."""
+    outcomes = {r.outcome for r in results}
+    for outcome, status in STATUS_CODES.items():
+        if outcome in outcomes:
+            return status, outcome
+    return 200, Outcome.IGNORED
+
+
+def handle_alert(body: bytes, ctx: AppContext) -> Answer:
     """Decide and act on one webhook delivery."""
     started = time.monotonic()
+    settings = ctx.settings
     try:
-        event = parse_alert(body)
-    except PayloadError as exc:
-        return rejected(exc.message, exc.location)
+        event = parse_alert(body, settings.override_limits)
+    except InputError as exc:
+        return rejected(exc)
     decided = plan(event, settings.allowed_scopes)
     if decided.malformed:
-        first = decided.malformed[0]
-        answer = rejected(first.reason, "target")
-        answer.body["results"] = [r.to_json() for r in decided.malformed]
-        return answer
+        return rejected(InputError(decided.malformed[0].reason, "target"), decided.malformed)
     results = list(decided.results)
     if decided.capturable:
-        try:
-            options = settings.capture_options(event.overrides)
-        except OverrideError as exc:
-            return rejected(exc.message, exc.location)
-        results.extend(_start_all(event, decided.capturable, options, settings, arm, started))
+        options = settings.capture_options(event.overrides)
+        results.extend(_start_all(event, decided.capturable, options, ctx, started))
     else:
         for result in results:
             _log_decision(event, result, 0, started)
     status_code, word = http_status(results)
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status_code == 503 else {}
     payload: dict[str, Any] = {
         "status": word.value,
         "alert": _alert_summary(event),
-        "results": [r.to_json() for r in results],
+        "results": [result_json(r) for r in results],
     }
     if word is Outcome.STARTED:
-        payload["follow"] = (
-            "GET /api/captures/{name} shows each capture's live status; a notification "
-            "is sent when it ends (CAPTURE_NOTIFY_URL)"
-        )
-    return Answer(status_code, payload, headers)
+        payload["follow"] = FOLLOW
+    return Answer(status_code, payload)
 
 
 def _start_all(
     event: AlertEvent,
     targets: list[ResourceId],
     options: CaptureOptions,
-    settings: Settings,
-    arm: Arm,
+    ctx: AppContext,
     started: float,
 ) -> list[TargetResult]:
-    orchestrator = Orchestrator(arm, settings)
-    budget = settings.webhook_budget_seconds - (time.monotonic() - started)
+    budget = ctx.settings.webhook_budget_seconds - (time.monotonic() - started)
 
     def one(target: ResourceId) -> TargetResult:
-        with deadline(budget), count_calls() as calls:
-            result = orchestrator.start(event, target, options)
-        _log_decision(event, result, calls[0], started)
+        with call_scope(budget) as scope:
+            result = ctx.orchestrator.start(event, target, options)
+        _log_decision(event, result, scope.calls, started)
         return result
 
     if len(targets) == 1:
@@ -108,6 +168,10 @@ def _alert_summary(event: AlertEvent) -> dict[str, Any]:
         "rule": event.rule,
         "condition": event.condition,
         "severity": event.severity,
+        "firedAt": event.fired_at.isoformat() if event.fired_at else None,
+        "description": event.description,
+        "monitoringService": event.monitoring_service,
+        "customProperties": event.custom_properties,
     }
 
 
@@ -119,7 +183,7 @@ def _log_decision(event: AlertEvent, result: TargetResult, arm_calls: int, start
         "rule": event.rule,
         "target": result.target,
         "outcome": result.outcome.value,
-        "capture": (result.capture or {}).get("name"),
+        "capture": result.capture.name if result.capture else None,
         "armCalls": arm_calls,
         "durationMs": round((time.monotonic() - started) * 1000, 1),
     }

@@ -179,9 +179,9 @@ class LocalStack:
         for key, value in values.items():
             self._saved_env.setdefault(key, os.environ.get(key))
             os.environ[key] = value
-        from capture.settings import get_settings
+        import capture
 
-        get_settings.cache_clear()
+        capture.reset()
 
     def stop(self) -> None:
         if self.host is not None:

@@ -10,8 +10,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-import capture.arm
-from capture.settings import get_settings
+import capture
 from emulator.azurite import Azurite, AzuriteError
 from emulator.tls import ensure_certificate
 
@@ -39,12 +38,6 @@ def functions() -> dict[str, Any]:
     return {str(f.get_function_name()): f for f in function_app.app.get_functions()}
 
 
-def reset_app_state() -> None:
-    """Forget settings, clients and caches, as a new worker process would."""
-    get_settings.cache_clear()
-    capture.arm._arm = None
-
-
 @pytest.fixture
 def app_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     """Set app settings for one test; the app re-reads them."""
@@ -52,12 +45,12 @@ def app_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     def apply(**values: str) -> None:
         for key, value in values.items():
             monkeypatch.setenv(key, value)
-        reset_app_state()
+        capture.reset()
 
     monkeypatch.setenv("CAPTURE_STORAGE_ACCOUNT_ID", STORAGE_ID)
-    reset_app_state()
+    capture.reset()
     yield apply
-    reset_app_state()
+    capture.reset()
 
 
 def request(

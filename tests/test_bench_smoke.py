@@ -54,7 +54,7 @@ def test_latency_section_counts_arm_calls_per_path(sections):
     assert paths["first"]["n"] == TINY.first_ever
     for path in ("first", "cold", "warm"):
         assert paths[path]["outcomes"] == {"started": paths[path]["n"]}
-        # The emulator's request log and the app's own count_calls() agree.
+        # The emulator's request log and the app's own call_scope() count agree.
         assert paths[path]["app_counted_calls_max"] == paths[path]["arm_calls_max"]
     assert paths["warm"]["arm_calls_max"] <= 2
     assert paths["cold"]["arm_calls_max"] <= 3

@@ -7,16 +7,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from capture.notify import Report, deliver, render, stop_reason_text
+from capture.notify import deliver, render
+from capture.views import AlertRef, Analysis, CaptureView, stop_reason_text
 from devhost.stack import NotificationReceiver
 
 ADAPTIVE_ELEMENTS = {"TextBlock", "FactSet", "Image", "ColumnSet", "Container"}
 
 
-def report(**changes: object) -> Report:
+def report(**changes: object) -> CaptureView:
     values: dict[str, object] = {
         "name": "alertcap-vm-web-1-0123456789abcdef",
-        "capture_id": "/subscriptions/s/resourceGroups/NetworkWatcherRG/providers/Microsoft.Network/networkWatchers/nw/packetCaptures/x",
+        "id": "/subscriptions/s/resourceGroups/NetworkWatcherRG/providers/Microsoft.Network/networkWatchers/nw/packetCaptures/x",
         "target": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm-web-1",
         "vm": "vm-web-1",
         "watcher": "/subscriptions/s/resourceGroups/NetworkWatcherRG/providers/Microsoft.Network/networkWatchers/nw",
@@ -28,12 +29,11 @@ def report(**changes: object) -> Report:
         "start_time": datetime(2026, 11, 25, 2, 0, tzinfo=UTC),
         "storage_path": "https://st.blob.core.windows.net/network-watcher-logs/alert-captures/vm-web-1/x.cap",
         "file_path": None,
-        "rule": "High-CPU",
-        "alert": "abc-123",
-        "findings": {"notable": ["1,214 SYNs from 3 sources got no answer", "72% of bytes: a → b:5432"]},
+        "alert": AlertRef(rule="High-CPU", instance="abc-123"),
+        "analysis": Analysis(notable=["1,214 SYNs from 3 sources got no answer", "72% of bytes: a → b:5432"]),
     }
     values.update(changes)
-    return Report(**values)  # type: ignore[arg-type]
+    return CaptureView.model_validate(values)
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,7 @@ def test_slack_message_has_text_fallback_and_valid_blocks():
             outcome="failed",
             errors=["StorageFailed"],
             stop_reason_text="writing to the storage account failed",
-            findings=None,
+            analysis=Analysis(),
         ),
         "slack",
     )

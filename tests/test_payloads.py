@@ -17,14 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capture.payloads import (
-    MAX_BODY_BYTES,
-    SCHEMA_NAMES,
-    AlertEvent,
-    PayloadError,
-    alert_from_json,
-    parse_alert,
-)
+from capture.errors import InputError
+from capture.payloads import MAX_BODY_BYTES, SCHEMA_NAMES, AlertEvent, alert_from_json, parse_alert
+from capture.settings import CaptureOverrides, OverrideLimits
 from tests.conftest import PAYLOADS, SUB, VM_DB_1, VM_WEB_1, VM_WEU_1, VMSS_API
 
 P = f"/subscriptions/{SUB}"
@@ -33,6 +28,7 @@ VMSS_1 = f"{VMSS_API}/virtualMachines/1"
 LOWER_WEB = f"{P}/resourcegroups/rg-app/providers/microsoft.compute/virtualmachines/vm-web-1"
 LOWER_DB = f"{P}/resourcegroups/rg-app/providers/microsoft.compute/virtualmachines/vm-db-1"
 FILTERS = '[{"protocol": "TCP", "remotePort": "443"}]'
+FILTER_LIST = [{"protocol": "TCP", "remotePort": "443"}]
 SERVICE_HEALTH = "service health alerts are about Azure services, not a resource: nothing to capture"
 BUDGET = "budget (cost) alerts are about spending, not a resource: nothing to capture"
 
@@ -162,7 +158,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "description": "Network Out Total > 3 on vm-web-1",
         "monitoring_service": "Platform",
         "custom_properties": {"team": "web", "captureTimeLimitSeconds": "60", "captureFilters": FILTERS},
-        "overrides": {"timeLimitSeconds": "60", "filters": FILTERS},
+        "overrides": {"timeLimitSeconds": 60, "filters": FILTER_LIST},
         "not_resource_alert": None,
         "fired_at": datetime(2026, 3, 2, 10, 5, 12, 371321, tzinfo=UTC),
     },
@@ -200,7 +196,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "targets": [VM_WEU_1.upper().replace(SUB.upper(), SUB)],
         "rule": "VM-WEU-CPU",
         "severity": "Sev3",
-        "overrides": {"timeLimitSeconds": "30", "bytesPerPacket": "128"},
+        "overrides": {"timeLimitSeconds": 30, "bytesPerPacket": 128},
     },
     "common-log-v2-fired-workspace-dimension.json": {
         "schema_name": "common/log-v2",
@@ -210,7 +206,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "rule": "db-connection-storm",
         "severity": "Sev1",
         "monitoring_service": "Log Alerts V2",
-        "overrides": {"bytesPerPacket": "96"},
+        "overrides": {"bytesPerPacket": 96},
         "fired_at": datetime(2026, 3, 2, 14, 0, 31, 123456, tzinfo=UTC),
     },
     "common-log-v2-resolved-workspace-dimension.json": {
@@ -240,7 +236,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "monitoring_service": "Activity Log - Administrative",
         # alertContext.properties is the event's, not custom properties: its capture* key is ignored.
         "custom_properties": {"captureTimeLimitSeconds": "300"},
-        "overrides": {"timeLimitSeconds": "300"},
+        "overrides": {"timeLimitSeconds": 300},
     },
     "common-resourcehealth-fired-vm.json": {
         "schema_name": "common/resource-health",
@@ -282,7 +278,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "targets": [VM_WEB_1],
         "rule": "vm-web-network-out",
         "severity": "2",
-        "overrides": {"timeLimitSeconds": "90", "filters": FILTERS},
+        "overrides": {"timeLimitSeconds": 90, "filters": FILTER_LIST},
         "custom_properties": {"captureTimeLimitSeconds": "90", "captureFilters": FILTERS, "ticket": "INC-1"},
         "fired_at": datetime(2026, 3, 3, 9, 35, 12, 970368, tzinfo=UTC),
     },
@@ -306,7 +302,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "fired": True,
         "condition": "Activated",
         "targets": [VM_DB_1],
-        "overrides": {"timeLimitSeconds": "120", "localPath": "/var/captures/restarts"},
+        "overrides": {"timeLimitSeconds": 120, "localPath": "/var/captures/restarts"},
         "not_resource_alert": None,
     },
     "activity-log-resourcehealth-vm.json": {
@@ -331,7 +327,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "targets": [VM_WEB_1],
         "region": "eastus",
         "rule": "network-out-classic",
-        "overrides": {"timeLimitSeconds": "45"},
+        "overrides": {"timeLimitSeconds": 45},
         "custom_properties": {"captureTimeLimitSeconds": "45", "owner": "web"},
     },
     "classic-metric-resolved-vm.json": {
@@ -385,7 +381,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "instance_key": "manual:runbook-4711",
         "fired": True,
         "targets": [VM_DB_1, VMSS_1],
-        "overrides": {"bytesPerPacket": "128", "localPath": "/var/captures/baseline"},
+        "overrides": {"bytesPerPacket": 128, "localPath": "/var/captures/baseline"},
     },
 }
 
@@ -422,7 +418,7 @@ def test_fixture(name: str) -> None:
     event = parse_alert(load(name))
     assert event.schema_name in SCHEMA_NAMES
     for field, expected in EXPECTED[name].items():
-        actual = getattr(event, field)
+        actual: Any = event.overrides.to_json() if field == "overrides" else getattr(event, field)
         if field == "instance_key" and expected.endswith(":"):
             assert actual.startswith(expected), (field, actual)
             assert len(actual) == len(expected) + 32
@@ -434,7 +430,7 @@ def test_fixture(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(INVALID))
 def test_invalid_fixture(name: str) -> None:
     location, message = INVALID[name]
-    with pytest.raises(PayloadError) as caught:
+    with pytest.raises(InputError) as caught:
         parse_alert(load(name))
     assert caught.value.location == location
     assert message in caught.value.message
@@ -510,7 +506,7 @@ def test_manual_key_is_derived_from_sorted_targets_and_reason() -> None:
     # Overrides do not identify the request; the reason and the targets do.
     assert parse_doc(
         {"targets": [VM_WEB_1, VM_DB_1], "reason": "why", "capture": {"filters": "[]"}}
-    ) == a.model_copy(update={"overrides": {"filters": "[]"}})
+    ) == a.model_copy(update={"overrides": CaptureOverrides.parse({"filters": "[]"}, "capture")})
     assert parse_doc({"targets": [VM_WEB_1, VM_DB_1], "reason": "other"}).instance_key != a.instance_key
     assert parse_doc({"targets": [VM_WEB_1], "reason": "why"}).instance_key != a.instance_key
     assert parse_doc({"targets": [VM_WEB_1, VM_DB_1]}).instance_key != a.instance_key
@@ -559,7 +555,7 @@ def test_unknown_monitoring_service_still_yields_targets() -> None:
 # --- custom properties and overrides ---------------------------------------------------------------
 
 
-def test_override_spellings_map_to_canonical_keys_with_raw_values() -> None:
+def test_override_spellings_map_to_canonical_keys_and_are_validated_at_intake() -> None:
     body = doc("common-metric-fired-vm.json")
     body["data"]["customProperties"] = {
         "CAPTURE_TIME_LIMIT_SECONDS": 30,
@@ -567,19 +563,17 @@ def test_override_spellings_map_to_canonical_keys_with_raw_values() -> None:
         "captureTotalBytesPerSession": "1048576",
         "captureFilters": [{"protocol": "UDP"}],
         "captureLocalPath": "/var/captures/x",
-        "captureSomethingElse": "kept for the validator",
         "notes": None,
         "count": 3,
         "nested": {"a": [1, True]},
     }
     event = parse_doc(body)
-    assert event.overrides == {
+    assert event.overrides.to_json() == {
         "timeLimitSeconds": 30,
-        "bytesPerPacket": "64",
-        "bytesPerSession": "1048576",
+        "bytesPerPacket": 64,
+        "bytesPerSession": 1048576,
         "filters": [{"protocol": "UDP"}],
         "localPath": "/var/captures/x",
-        "captureSomethingElse": "kept for the validator",
     }
     assert event.custom_properties["notes"] == ""
     assert event.custom_properties["count"] == "3"
@@ -590,42 +584,58 @@ def test_override_spellings_map_to_canonical_keys_with_raw_values() -> None:
 def test_override_given_twice_is_an_error() -> None:
     body = doc("common-metric-fired-vm.json")
     body["data"]["customProperties"] = {"captureTimeLimitSeconds": "30", "CaptureTimeLimitInSeconds": "60"}
-    with pytest.raises(PayloadError) as caught:
+    with pytest.raises(InputError) as caught:
         parse_doc(body)
     assert caught.value.location == "data.customProperties.CaptureTimeLimitInSeconds"
     assert "'timeLimitSeconds' is given twice" in caught.value.message
 
 
 def test_manual_capture_keys_with_or_without_prefix() -> None:
-    event = parse_doc(
-        {"targets": [VM_WEB_1], "capture": {"TimeLimitSeconds": "10", "captureFilters": "[]", "x": 1}}
-    )
-    assert event.overrides == {"timeLimitSeconds": "10", "filters": "[]", "x": 1}
+    event = parse_doc({"targets": [VM_WEB_1], "capture": {"TimeLimitSeconds": "10", "captureFilters": "[]"}})
+    assert event.overrides.to_json() == {"timeLimitSeconds": 10, "filters": []}
+
+
+@pytest.mark.parametrize(
+    ("capture", "location"),
+    [
+        ({"x": 1}, "capture.x"),
+        ({"timeLimitSeconds": 18001}, "capture.timeLimitSeconds"),
+        ({"captureFilters": "[{"}, "capture.filters"),
+    ],
+)
+def test_invalid_overrides_are_rejected_at_intake(capture: dict[str, Any], location: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_doc({"targets": [VM_WEB_1], "capture": capture})
+    assert caught.value.location == location
+    body = doc("common-metric-fired-vm.json")
+    body["data"]["customProperties"] = {"captureTimeLimitSeconds": "120"}
+    with pytest.raises(InputError, match=r"1\.\.60"):
+        parse_alert(json.dumps(body).encode(), OverrideLimits(max_time_limit_seconds=60))
 
 
 def test_custom_properties_fall_back_to_alert_context_for_metric_and_log_rules() -> None:
     body = doc("common-metric-fired-vm.json")
     body["data"]["customProperties"] = None
     event = parse_doc(body)  # alertContext.properties holds the same values
-    assert event.overrides == {"timeLimitSeconds": "60", "filters": FILTERS}
+    assert event.overrides.to_json() == {"timeLimitSeconds": 60, "filters": FILTER_LIST}
     body = doc("common-activitylog-fired-vm.json")
     body["data"]["customProperties"] = None
     event = parse_doc(body)  # here alertContext.properties is the event's, never custom properties
     assert event.custom_properties == {}
-    assert event.overrides == {}
+    assert event.overrides.to_json() == {}
 
 
 # --- field strictness and errors -------------------------------------------------------------------
 
 
-def _error(value: Any) -> PayloadError:
-    with pytest.raises(PayloadError) as caught:
+def _error(value: Any) -> InputError:
+    with pytest.raises(InputError) as caught:
         parse_doc(value)
     return caught.value
 
 
 def test_body_not_json() -> None:
-    with pytest.raises(PayloadError) as caught:
+    with pytest.raises(InputError) as caught:
         parse_alert(b"{'schemaId': 'x'}")
     assert caught.value.location == "body"
     assert "not valid JSON" in caught.value.message
@@ -633,7 +643,7 @@ def test_body_not_json() -> None:
 
 
 def test_body_not_utf8() -> None:
-    with pytest.raises(PayloadError) as caught:
+    with pytest.raises(InputError) as caught:
         parse_alert(b'{"targets": ["\xff\xfe"]}')
     assert caught.value.location == "body"
     assert "not UTF-8" in caught.value.message
@@ -641,7 +651,7 @@ def test_body_not_utf8() -> None:
 
 
 def test_utf16_body_is_not_utf8() -> None:
-    with pytest.raises(PayloadError, match="not UTF-8"):
+    with pytest.raises(InputError, match="not UTF-8"):
         parse_alert(json.dumps({"targets": [VM_WEB_1]}).encode("utf-16"))
 
 
@@ -650,7 +660,7 @@ def test_utf16_body_is_not_utf8() -> None:
     [(b"[]", "a list"), (b'"x"', "a string"), (b"3", "a number"), (b"null", "null"), (b"true", "a boolean")],
 )
 def test_body_not_an_object(body: bytes, kind: str) -> None:
-    with pytest.raises(PayloadError) as caught:
+    with pytest.raises(InputError) as caught:
         parse_alert(body)
     assert caught.value.location == "body"
     assert caught.value.message == f"expected a JSON object (an alert or a manual request), got {kind}"
@@ -658,7 +668,7 @@ def test_body_not_an_object(body: bytes, kind: str) -> None:
 
 @pytest.mark.parametrize("body", [b"", b"  \r\n", "\ufeff".encode()])
 def test_empty_body(body: bytes) -> None:
-    with pytest.raises(PayloadError, match="the body is empty"):
+    with pytest.raises(InputError, match="the body is empty"):
         parse_alert(body)
 
 
@@ -682,7 +692,7 @@ def test_too_large() -> None:
     exact = json.dumps({"targets": [VM_WEB_1]}).encode() + b" " * padding
     assert len(exact) == MAX_BODY_BYTES
     assert parse_alert(exact).targets == [VM_WEB_1]
-    with pytest.raises(PayloadError) as caught:
+    with pytest.raises(InputError) as caught:
         parse_alert(exact + b" ")
     assert caught.value.location == "body"
     assert (
@@ -698,12 +708,12 @@ def test_bom_and_bytearray_are_accepted() -> None:
 
 @pytest.mark.parametrize("body", [b'{"targets": [NaN]}', b'{"x": Infinity}', b'{"x": ' + b"9" * 5000 + b"}"])
 def test_json_python_accepts_but_we_do_not(body: bytes) -> None:
-    with pytest.raises(PayloadError, match="not acceptable JSON"):
+    with pytest.raises(InputError, match="not acceptable JSON"):
         parse_alert(body)
 
 
 def test_deep_nesting() -> None:
-    with pytest.raises(PayloadError, match="nested too deeply"):
+    with pytest.raises(InputError, match="nested too deeply"):
         parse_alert(b'{"targets": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
 
 
@@ -902,7 +912,7 @@ def test_manual_request_errors(body: Any, location: str, message: str) -> None:
 
 def test_manual_keys_are_case_insensitive() -> None:
     event = parse_doc({"Targets": [VM_WEB_1], "Reason": "r", "ID": "x", "Capture": {"timeLimitSeconds": 5}})
-    assert (event.instance_key, event.description, event.overrides) == (
+    assert (event.instance_key, event.description, event.overrides.to_json()) == (
         "manual:x",
         "r",
         {"timeLimitSeconds": 5},
@@ -910,18 +920,18 @@ def test_manual_keys_are_case_insensitive() -> None:
 
 
 def test_payload_error_text() -> None:
-    error = PayloadError("expected a list", "data.essentials.alertTargetIDs")
+    error = InputError("expected a list", "data.essentials.alertTargetIDs")
     assert str(error) == "data.essentials.alertTargetIDs: expected a list"
-    assert PayloadError("x").location == "body"
+    assert InputError("x").location == "body"
 
 
 def test_alert_from_json_rejects_non_objects() -> None:
-    with pytest.raises(PayloadError, match="got a list"):
+    with pytest.raises(InputError, match="got a list"):
         alert_from_json([{"targets": [VM_WEB_1]}])
 
 
 def test_non_bytes_body() -> None:
-    with pytest.raises(PayloadError, match="as bytes, got str"):
+    with pytest.raises(InputError, match="as bytes, got str"):
         parse_alert('{"targets": []}')  # type: ignore[arg-type]
 
 
@@ -941,7 +951,7 @@ def test_times() -> None:
     [b'{"targets": ["\\ud800"]}', b'{"\\udc00": 1}', b'{"targets": ["x"], "reason": "\\ud83d"}'],
 )
 def test_lone_surrogates_are_rejected(body: bytes) -> None:
-    with pytest.raises(PayloadError, match="unpaired UTF-16 surrogate"):
+    with pytest.raises(InputError, match="unpaired UTF-16 surrogate"):
         parse_alert(body)
 
 
@@ -979,7 +989,7 @@ def test_key_case_does_not_change_the_event(name: str, seed: int) -> None:
     recased = parse_doc(_recase(doc(name), random.Random(seed)))
     fields = {"custom_properties", "overrides"}
     assert recased.model_dump(exclude=fields) == original.model_dump(exclude=fields)
-    assert recased.overrides.keys() == original.overrides.keys()
+    assert recased.overrides == original.overrides
     assert {k.casefold(): v for k, v in recased.custom_properties.items()} == {
         k.casefold(): v for k, v in original.custom_properties.items()
     }
@@ -1021,10 +1031,10 @@ JSON = st.recursive(
 
 def _outcome(body: bytes) -> None:
     try:
-        event: AlertEvent | PayloadError = parse_alert(body)
-    except PayloadError as exc:
+        event: AlertEvent | InputError = parse_alert(body)
+    except InputError as exc:
         event = exc
-    if isinstance(event, PayloadError):
+    if isinstance(event, InputError):
         assert event.message
         assert event.location
     else:

@@ -1,8 +1,12 @@
 """Settings are validated once with messages that name the setting; overrides never exceed maxima."""
 
+import re
+from pathlib import Path
+
 import pytest
 
-from capture.settings import OverrideError, SettingsError, settings_from_env
+from capture.errors import InputError
+from capture.settings import CaptureOverrides, Settings, SettingsError, load_settings, setting_names
 
 STORAGE = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-capture/providers/Microsoft.Storage/storageAccounts/stcaptures"
 
@@ -11,7 +15,26 @@ def env(**values: str) -> dict[str, str]:
     return {"CAPTURE_STORAGE_ACCOUNT_ID": STORAGE, **values}
 
 
-def test_defaults_follow_the_documented_table():
+def overrides(settings: Settings, values: dict[str, object]) -> CaptureOverrides:
+    """An alert's overrides, validated as intake does: against the configured maxima."""
+    return CaptureOverrides.parse(values, "capture", settings.override_limits)
+
+
+@pytest.fixture
+def settings_from_env(monkeypatch):
+    """Settings read from exactly these environment variables (none of the developer's own)."""
+
+    def load(values: dict[str, str]) -> Settings:
+        for name in setting_names():
+            monkeypatch.delenv(name, raising=False)
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        return load_settings()
+
+    return load
+
+
+def test_defaults_follow_the_documented_table(settings_from_env):
     settings = settings_from_env(env())
     assert settings.time_limit_seconds == 60
     assert settings.max_sessions == 10
@@ -46,19 +69,19 @@ def test_defaults_follow_the_documented_table():
         ({"CAPTURE_NOTIFY_FORMAT": "email"}, "CAPTURE_NOTIFY_FORMAT"),
     ],
 )
-def test_invalid_settings_name_the_setting(values, fragment):
+def test_invalid_settings_name_the_setting(values, fragment, settings_from_env):
     with pytest.raises(SettingsError) as caught:
         settings_from_env(env(**values))
     assert fragment in str(caught.value)
 
 
-def test_local_path_alone_is_enough():
+def test_local_path_alone_is_enough(settings_from_env):
     settings = settings_from_env({"CAPTURE_LOCAL_PATH": "/var/captures/alerts"})
     assert settings.storage_account_id is None
     assert settings.default_options().local_path == "/var/captures/alerts"
 
 
-def test_filters_and_scopes_parse():
+def test_filters_and_scopes_parse(settings_from_env):
     settings = settings_from_env(
         env(
             CAPTURE_FILTERS='[{"protocol": "tcp", "remotePort": "5432"}, {"localIPAddress": "10.0.0.1-10.0.0.9"}]',
@@ -74,30 +97,33 @@ def test_filters_and_scopes_parse():
     assert settings.notify_format == "teams"
 
 
-def test_overrides_are_applied_and_bounded_by_configured_maxima():
+def test_overrides_are_applied_and_bounded_by_configured_maxima(settings_from_env):
     settings = settings_from_env(
         env(CAPTURE_MAX_TIME_LIMIT_SECONDS="600", CAPTURE_BYTES_PER_SESSION="1000000")
     )
     options = settings.capture_options(
-        {
-            "timeLimitSeconds": "120",
-            "bytesPerPacket": 34,
-            "filters": '[{"protocol": "UDP", "remotePort": "53"}]',
-        }
+        overrides(
+            settings,
+            {
+                "timeLimitSeconds": "120",
+                "bytesPerPacket": 34,
+                "filters": '[{"protocol": "UDP", "remotePort": "53"}]',
+            },
+        )
     )
     assert options.time_limit_seconds == 120
     assert options.bytes_per_packet == 34
     assert options.filters[0].to_arm() == {"protocol": "UDP", "remotePort": "53"}
-    with pytest.raises(OverrideError) as too_long:
-        settings.capture_options({"timeLimitSeconds": 601})
+    with pytest.raises(InputError) as too_long:
+        overrides(settings, {"timeLimitSeconds": 601})
     assert too_long.value.location == "capture.timeLimitSeconds"
     assert "1..600" in too_long.value.message
-    with pytest.raises(OverrideError, match=r"1\.\.1000000"):
-        settings.capture_options({"bytesPerSession": 2000000})
+    with pytest.raises(InputError, match=r"1\.\.1000000"):
+        overrides(settings, {"bytesPerSession": 2000000})
 
 
 @pytest.mark.parametrize(
-    "overrides",
+    "values",
     [
         {"timeLimitSeconds": True},
         {"timeLimitSeconds": 1.5},
@@ -111,8 +137,15 @@ def test_overrides_are_applied_and_bounded_by_configured_maxima():
         {"colour": "blue"},
     ],
 )
-def test_invalid_overrides_are_rejected_with_their_location(overrides):
+def test_invalid_overrides_are_rejected_with_their_location(values, settings_from_env):
     settings = settings_from_env(env())
-    with pytest.raises(OverrideError) as caught:
-        settings.capture_options(overrides)
+    with pytest.raises(InputError) as caught:
+        overrides(settings, values)
     assert caught.value.location.startswith("capture.")
+
+
+def test_every_setting_the_app_reads_is_in_the_readme_table():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    documented = re.findall(r"^\| `([A-Z_]+)` \|", section, flags=re.MULTILINE)
+    assert sorted(documented) == sorted(setting_names())

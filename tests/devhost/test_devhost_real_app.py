@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from capture.settings import get_settings
+import capture
 from devhost import LocalHost
 from tests.devhost.devhost_support import REPO_ROOT, call
 
@@ -22,13 +22,13 @@ def host() -> Iterator[LocalHost]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CAPTURE_STORAGE_ACCOUNT_ID", STORAGE_ID)
         mp.setenv("ARM_ENDPOINT", "https://127.0.0.1:9")  # nothing listens: no request may reach Azure
-        get_settings.cache_clear()
+        capture.reset()
         try:
             # local.settings.json is a developer's file: tests must not depend on it.
             with LocalHost(REPO_ROOT, key=KEY, load_settings=False) as running:
                 yield running
         finally:
-            get_settings.cache_clear()
+            capture.reset()
 
 
 def test_the_documented_functions_are_served(host: LocalHost) -> None:

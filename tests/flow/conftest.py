@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+import capture
 from emulator import FOREIGN_CREDENTIAL_ENV, Emulator
 from emulator.testing import SAMPLE_WORLD
-from tests.conftest import STORAGE_ID, reset_app_state
+from tests.conftest import STORAGE_ID
 
 
 def point_app_at(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, **settings: str) -> None:
@@ -18,7 +19,7 @@ def point_app_at(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, **settings
         monkeypatch.setenv(key, value)
     for key in FOREIGN_CREDENTIAL_ENV:
         monkeypatch.delenv(key, raising=False)
-    reset_app_state()
+    capture.reset()
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
     with Emulator(SAMPLE_WORLD, time_scale=0.0, retry_after=0.0) as emulator:
         point_app_at(emulator, monkeypatch)
         yield emulator
-        reset_app_state()
+        capture.reset()
 
 
 def arm_calls(emu: Emulator) -> list[tuple[str, str, int]]:

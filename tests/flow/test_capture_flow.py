@@ -65,9 +65,9 @@ def test_fired_vm_alert_of_each_schema_starts_one_capture(call, emu, fixture, ta
     assert props["target"].casefold() == target.casefold()
     assert props["targetType"] == "AzureVM"
     assert props["storageLocation"]["storageId"].endswith("/storageAccounts/stcaptures")
-    assert props["storageLocation"]["storagePath"] == capture["storage"]["storagePath"]
+    assert props["storageLocation"]["storagePath"] == capture["storagePath"]
     assert "/alert-captures/" in props["storageLocation"]["storagePath"]
-    overrides = parse_alert(json.dumps(body).encode()).overrides
+    overrides = parse_alert(json.dumps(body).encode()).overrides.to_json()
     assert props["bytesToCapturePerPacket"] == int(overrides.get("bytesPerPacket", 0))
     assert props["totalBytesPerSession"] == int(overrides.get("bytesPerSession", 1073741824))
     assert (

@@ -11,15 +11,14 @@ from typing import Any
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from capture.arm import get_arm
-from capture.blobs import make_analyzer
+import capture
+from capture import app_context
 from capture.monitor import Monitor
-from capture.settings import get_settings
 from devhost.stack import NotificationReceiver, capture_writer
 from emulator import Emulator
 from emulator.azurite import Azurite, dev_credential, upload_capture
 from emulator.testing import SAMPLE_WORLD
-from tests.conftest import RG, SUB, VM_DB_1, VM_WEB_1, request, reset_app_state
+from tests.conftest import RG, SUB, VM_DB_1, VM_WEB_1, request
 from tests.flow.conftest import captures, point_app_at
 
 # In the sample world vm-web-1 runs the synflood scenario and vm-db-1 the retransmissions one.
@@ -53,7 +52,7 @@ def world(
             CAPTURE_ALLOWED_SCOPES=f"/subscriptions/{SUB}",
         )
         yield emu
-        reset_app_state()
+        capture.reset()
 
 
 def start(call: Any, target: str, reason: str = "incident") -> str:
@@ -63,11 +62,11 @@ def start(call: Any, target: str, reason: str = "incident") -> str:
 
 
 def monitor(clock: datetime | None = None) -> Monitor:
-    settings = get_settings()
-    arm = get_arm(settings)
-    return Monitor(
-        arm, settings, analyzer=make_analyzer(settings, arm), clock=(lambda: clock) if clock else None
-    )
+    """The process's monitor; with a clock, one that lives at that time (same Azure access)."""
+    ctx = app_context()
+    if clock is None:
+        return ctx.monitor
+    return Monitor(ctx.arm, ctx.settings, analyzer=ctx.blobs.analyzer(), clock=lambda: clock)
 
 
 def blob_names(azurite: Azurite, tls_files: tuple[Path, Path]) -> list[str]:
@@ -127,10 +126,10 @@ def test_capture_that_never_starts_is_reported_after_the_grace_period(call, worl
     name = start(call, STUCK)
     world.advance(600)
     assert monitor().run().still_open == 1  # within the grace period by the path's start time
-    later = datetime.now(UTC) + timedelta(seconds=get_settings().start_grace_seconds + 60)
+    later = datetime.now(UTC) + timedelta(seconds=app_context().settings.start_grace_seconds + 60)
     [report] = monitor(clock=later).run().reported
     assert (report.name, report.outcome) == (name, "failed")
-    assert "did not start within" in report.stop_reason_text
+    assert "did not start within" in str(report.stop_reason_text)
 
 
 def test_provisioning_failure_is_reported(call, world, receiver):
@@ -138,19 +137,19 @@ def test_provisioning_failure_is_reported(call, world, receiver):
     world.advance(5)
     [report] = monitor().run().reported
     assert (report.name, report.outcome) == (name, "failed")
-    assert "could not create" in report.stop_reason_text
+    assert "could not create" in str(report.stop_reason_text)
 
 
 def test_notify_endpoint_down_loses_nothing(call, world, receiver, monkeypatch):
     name = start(call, VM_DB_1)
     world.advance(120)
     monkeypatch.setenv("CAPTURE_NOTIFY_URL", "http://127.0.0.1:9/down")
-    reset_app_state()
+    capture.reset()
     result = monitor().run()
     assert result.reported == [] and result.undelivered == [name]
     assert len(captures(world)) == 1  # kept for the next run
     monkeypatch.setenv("CAPTURE_NOTIFY_URL", receiver.url)
-    reset_app_state()
+    capture.reset()
     assert [r.name for r in monitor().run().reported] == [name]
     assert [n["capture"]["name"] for n in receiver.received] == [name]
     assert "retransmi" in " ".join(receiver.received[0]["analysis"]["notable"])
@@ -179,7 +178,7 @@ def test_two_runs_at_once_report_each_capture_once(call, world, receiver):
 
 def test_arm_calls_per_run_follow_our_open_captures_not_the_watchers_content(call, world, monkeypatch):
     monkeypatch.setenv("CAPTURE_MAX_SESSIONS", "100")  # the 25 foreign captures count against the limit
-    reset_app_state()
+    capture.reset()
     for index in range(25):  # somebody else's captures on the same watcher
         world.seed_capture(
             f"manual-{index}",
@@ -198,7 +197,10 @@ def test_arm_calls_per_run_follow_our_open_captures_not_the_watchers_content(cal
 
 
 def test_captures_endpoints_show_live_status_then_the_stored_report(call, world, receiver):
-    name = start(call, VM_WEB_1)
+    started_status, started, _ = call("alert_webhook", request(body={"targets": [VM_WEB_1], "reason": "x"}))
+    assert started_status == 202
+    as_started = started["results"][0]["capture"]
+    name = as_started["name"]
     world.advance(5)
     status, body, _ = call("list_captures", request("GET", "/api/captures"))
     assert status == 200
@@ -209,14 +211,22 @@ def test_captures_endpoints_show_live_status_then_the_stored_report(call, world,
         "get_capture", request("GET", f"/api/captures/{name}", route_params={"name": name})
     )
     assert (status, body["capture"]["status"]) == (200, "Running")
+    as_running = body["capture"]
     world.advance(120)
     monitor().run()
     status, body, _ = call(
         "get_capture", request("GET", f"/api/captures/{name}", route_params={"name": name})
     )
     assert status == 200
-    assert body["capture"]["outcome"] == "completed"
-    assert body["capture"]["analysis"]["notable"]
+    as_reported = body["capture"]
+    assert as_reported["outcome"] == "completed"
+    assert as_reported["analysis"]["notable"]
+    # One shape from the webhook's answer to the stored report; what is fixed stays the same.
+    assert as_started.keys() == as_running.keys() == as_reported.keys() == live.keys()
+    for key in ("name", "id", "vm", "watcher", "region", "storagePath", "alert", "follow"):
+        assert as_started[key] == as_running[key] == as_reported[key], key
+    assert (as_running["outcome"], as_running["analysis"]) == (None, None)
+    assert as_reported["stopReasonText"] == "time limit reached"
     status, body, _ = call("get_capture", request("GET", "/api/captures/nope", route_params={"name": "nope"}))
     assert (status, body["status"]) == (404, "not_found")
     status, body, _ = call("get_capture", request("GET", "/api/captures/..", route_params={"name": "../x"}))
@@ -228,8 +238,9 @@ def test_unreadable_capture_file_is_reported_with_the_reason(call, world, receiv
     start(call, VM_WEB_1)
     world.advance(120)
     [report] = monitor().run().reported
-    assert report.analysis_error == "the capture file was not found in storage"
-    assert receiver.received[0]["analysis"]["error"] == report.analysis_error
+    assert report.analysis is not None
+    assert report.analysis.error == "the capture file was not found in storage"
+    assert receiver.received[0]["analysis"]["error"] == report.analysis.error
 
 
 def test_corrupt_capture_file_is_reported_with_the_reason(call, world, receiver, azurite):
@@ -246,6 +257,7 @@ def test_corrupt_capture_file_is_reported_with_the_reason(call, world, receiver,
     start(call, VM_WEB_1)
     world.advance(120)
     [report] = monitor().run().reported
-    assert report.analysis_error is not None
-    assert report.analysis_error.startswith("the capture file could not be read")
+    assert report.analysis is not None
+    assert report.analysis.error is not None
+    assert report.analysis.error.startswith("the capture file could not be read")
     assert len(receiver.received) == 1
