@@ -77,17 +77,10 @@ def object_keys(expression: Any, variables: dict[str, Any], params: dict[str, An
 
 
 def app_setting_names() -> frozenset[str]:
-    """Every app setting the app reads: the ONE place the infra tests learn it from the code.
+    """Every app setting the app reads: the ONE place the infra tests learn it from the code."""
+    from capture.settings import setting_names
 
-    The settings module is being restructured; once it exposes `setting_names()` that is used, until then
-    the env-name map that `settings_from_env` reads.
-    """
-    import capture.settings as app_settings
-
-    public = getattr(app_settings, "setting_names", None)
-    if callable(public):
-        return frozenset(str(name) for name in public())
-    return frozenset(app_settings._ENV.values())
+    return frozenset(setting_names())
 
 
 def module_body(module: dict[str, Any]) -> dict[str, Any]:

@@ -17,15 +17,13 @@ from typing import Any
 
 import pytest
 
-from capture.arm import get_arm
-from capture.blobs import make_analyzer
+from capture import app_context, reset
 from capture.monitor import Monitor
-from capture.settings import get_settings
 from devhost.stack import NotificationReceiver, capture_writer
 from emulator import Emulator, RequestRecord
 from emulator.azurite import Azurite
 from emulator.testing import SAMPLE_WORLD
-from tests.conftest import VM_WEB_1, VM_WEU_1, VMSS_API, payload, request, reset_app_state
+from tests.conftest import VM_WEB_1, VM_WEU_1, VMSS_API, payload, request
 from tests.flow.conftest import point_app_at
 from tests.infra.bicep import main, module_body, module_file, reference, roles
 
@@ -223,15 +221,13 @@ def world(
             emu, monkeypatch, CAPTURE_BLOB_ENDPOINT=azurite.blob_endpoint, CAPTURE_NOTIFY_URL=receiver.url
         )
         monkeypatch.delenv("CAPTURE_ALLOWED_SCOPES", raising=False)
-        reset_app_state()
+        reset()
         yield emu
-        reset_app_state()
+        reset()
 
 
 def monitor() -> Monitor:
-    settings = get_settings()
-    arm = get_arm(settings)
-    return Monitor(arm, settings, analyzer=make_analyzer(settings, arm))
+    return app_context().monitor
 
 
 @pytest.fixture
