@@ -1,5 +1,5 @@
-"""The one owner of process-wide state: settings, Azure access, reservations, blob access, and the
-orchestrator and monitor built on them.
+"""The one owner of process-wide state: settings, Azure access, reservations, blob access, the report
+queue, and the orchestrator and monitor built on them.
 
 A Functions worker process serves many invocations; everything worth keeping between them (clients
 with warm connection pools, region and watcher caches, the per-watcher reservations, the monitor's
@@ -17,6 +17,7 @@ from capture.arm import Arm
 from capture.blobs import Blobs
 from capture.monitor import Monitor
 from capture.orchestrator import Orchestrator, Reservations
+from capture.queueing import ReportQueue
 from capture.settings import Settings, load_settings
 
 __all__ = ["AppContext", "app_context", "reset"]
@@ -31,7 +32,8 @@ class AppContext:
         self.reservations = Reservations()
         self.blobs = Blobs(settings, self.arm.credential)
         self.orchestrator = Orchestrator(self.arm, settings, self.reservations)
-        self.monitor = Monitor(self.arm, settings, analyzer=self.blobs.analyzer())
+        self.reports = ReportQueue(settings, self.arm.credential, self.blobs)
+        self.monitor = Monitor(self.arm, settings, analyzer=self.blobs.analyzer(), queue=self.reports)
 
 
 _current: AppContext | None = None

@@ -12,7 +12,9 @@ import azure.functions as func
 from capture.arm import ArmError
 from capture.context import app_context
 from capture.errors import InputError
-from capture.settings import DEFAULT_MONITOR_SCHEDULE, SettingsError
+from capture.monitor import ReportFailed
+from capture.queueing import parse_request
+from capture.settings import DEFAULT_MONITOR_SCHEDULE, DEFAULT_QUEUE_NAME, SettingsError
 from capture.webhook import Answer, arm_failure, handle_alert, rejected
 
 __all__ = ["bp"]
@@ -36,6 +38,19 @@ def _monitor_schedule() -> str:
         log.error("app settings are invalid, every request will say so until fixed: %s", exc)
         return DEFAULT_MONITOR_SCHEDULE
 
+
+def _queue_name() -> str:
+    """CAPTURE_QUEUE_NAME, read when the worker indexes the app (as the schedule is)."""
+    try:
+        return app_context().settings.queue_name
+    except SettingsError:
+        return DEFAULT_QUEUE_NAME
+
+
+# host.json extensions.queues.maxDequeueCount: how often a message was tried before it was poisoned.
+MAX_DEQUEUE_COUNT = 5
+QUEUE_CONNECTION = "CaptureQueue"
+_QUEUE = _queue_name()
 
 _CAPTURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}")
 
@@ -109,20 +124,56 @@ def get_capture(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.timer_trigger(arg_name="timer", schedule=_monitor_schedule(), run_on_startup=False)
 def capture_monitor(timer: func.TimerRequest) -> None:
-    """Follow captures to their end: notify, store findings, delete the finished resource."""
-    result = app_context().monitor.run()
-    busy = result.reported or result.undelivered or result.errors
+    """Schedule, not work: queue one message per capture that has ended (status asked only when due)."""
+    result = app_context().monitor.schedule()
+    busy = result.queued or result.errors
     log.log(
         logging.INFO if busy else logging.DEBUG,
         json.dumps(
             {
                 "event": "monitor_run",
-                "reported": len(result.reported),
+                "queued": len(result.queued),
+                "alreadyQueued": len(result.already_queued),
+                "checked": result.checked,
                 "open": result.still_open,
-                "undelivered": len(result.undelivered),
                 "errors": len(result.errors),
                 "armCalls": result.arm_calls,
                 "skipped": result.skipped,
             }
         ),
     )
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=_QUEUE, connection=QUEUE_CONNECTION)
+def capture_report(msg: func.QueueMessage) -> None:
+    """One finished capture: analyse, store, notify, delete. Raising makes the host retry the message."""
+    try:
+        request = parse_request(msg.get_body())
+    except InputError as exc:
+        log.error(json.dumps({"event": "report_message_dropped", "messageId": msg.id, "reason": str(exc)}))
+        return
+    try:
+        app_context().monitor.report(request)
+    except ReportFailed as exc:
+        log.warning(
+            json.dumps(
+                {
+                    "event": "capture_report_retry",
+                    "capture": request.capture,
+                    "dequeueCount": msg.dequeue_count,
+                    "reason": str(exc),
+                }
+            )
+        )
+        raise
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=f"{_QUEUE}-poison", connection=QUEUE_CONNECTION)
+def capture_report_poison(msg: func.QueueMessage) -> None:
+    """A capture whose report kept failing: report it as failed (with the reason) and keep it."""
+    try:
+        request = parse_request(msg.get_body())
+    except InputError as exc:
+        log.error(json.dumps({"event": "poison_message_dropped", "messageId": msg.id, "reason": str(exc)}))
+        return
+    app_context().monitor.report_poisoned(request, MAX_DEQUEUE_COUNT)

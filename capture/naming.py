@@ -22,9 +22,11 @@ __all__ = [
     "blob_location",
     "capture_name",
     "is_ours",
+    "names_capture",
     "parse_storage_path",
     "storage_path",
     "target_label",
+    "vm_segment",
 ]
 
 MAX_NAME_LENGTH = 80
@@ -60,6 +62,23 @@ def is_ours(name: str, prefix: str) -> bool:
     return re.fullmatch(rf"{re.escape(prefix)}-[a-z0-9-]+-[0-9a-f]{{16}}", name) is not None
 
 
+def vm_segment(target: ResourceId) -> str:
+    """The storage path's VM folder for a target."""
+    return _slug(target_label(target), 64)
+
+
+def names_capture(path: str, account: str, name: str, target: ResourceId) -> bool:
+    """The storage path is one this app would choose for capture `name` of `target` in `account`.
+
+    Part of the ownership rule: a capture someone else named like ours still has to write to our
+    account, in our layout, into a file named after itself, in the folder of the VM it captures.
+    """
+    info = parse_storage_path(path)
+    if info is None or urlsplit(path).netloc.casefold() != f"{account}.blob.core.windows.net".casefold():
+        return False
+    return path.endswith(f"/{name}.cap") and info.vm == vm_segment(target)
+
+
 @dataclass(frozen=True)
 class PathInfo:
     """What a storage path written by this app tells about its alert."""
@@ -80,7 +99,7 @@ def storage_path(
     """
     rule_segment = _segment(rule or "-")
     alert_segment = _segment(alert_id.rstrip("/").rsplit("/", 1)[-1])
-    vm = _slug(target_label(target), 64)
+    vm = vm_segment(target)
     return (
         f"https://{account}.blob.core.windows.net/{CONTAINER}/alert-captures/"
         f"{vm}/{started:%Y/%m/%d/%H%M%S}/{rule_segment}/{alert_segment}/{name}.cap"

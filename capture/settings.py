@@ -33,6 +33,7 @@ from capture.resource_ids import InvalidResourceId, Scope, parse_resource_id, pa
 
 __all__ = [
     "DEFAULT_MONITOR_SCHEDULE",
+    "DEFAULT_QUEUE_NAME",
     "CaptureFilter",
     "CaptureOptions",
     "CaptureOverrides",
@@ -49,6 +50,9 @@ MAX_TIME_LIMIT_SECONDS = 18000
 MAX_UINT32 = 4294967295
 DEFAULT_BYTES_PER_SESSION = 1073741824
 DEFAULT_MONITOR_SCHEDULE = "0 * * * * *"
+DEFAULT_QUEUE_NAME = "capture-reports"
+# Queue names: 3-63 lower-case letters, digits and single hyphens; "-poison" is appended to ours.
+_QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,54}[a-z0-9]$")
 MAX_FILTERS = 10
 _NAME_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,23}$")
 _PORTS = re.compile(r"^\d{1,5}(-\d{1,5})?$|^(\d{1,5};)+\d{0,5};?$|^\d{1,5}$")
@@ -178,6 +182,15 @@ class Settings(BaseSettings):
     notify_format: Literal["json", "teams", "slack"] = "json"
     blob_endpoint: str | None = None
     analyze: bool = True
+    # The follow-through queue: its name (the queue trigger's, read when the app is indexed) and the
+    # queue service of the `CaptureQueue` connection the Functions host uses too (identity-based).
+    queue_name: str = DEFAULT_QUEUE_NAME
+    queue_service_uri: str | None = Field(default=None, validation_alias="CaptureQueue__queueServiceUri")
+    # The longest a capture's status goes unchecked before its expected end (early stops are found
+    # within this), and after it (a capture that outlives its time limit).
+    check_max_interval_seconds: int = Field(default=600, ge=60, le=3600)
+    # A capture queued this long ago that still exists is queued again (its message was lost).
+    requeue_after_seconds: int = Field(default=3600, ge=300, le=86400)
 
     @model_validator(mode="before")
     @classmethod
@@ -239,6 +252,23 @@ class Settings(BaseSettings):
         if not _NAME_PREFIX.match(value):
             raise ValueError("use 1-24 lower-case letters, digits or '-', starting with a letter or digit")
         return value
+
+    @field_validator("queue_name")
+    @classmethod
+    def _queue_name(cls, value: str) -> str:
+        if not _QUEUE_NAME.match(value):
+            raise ValueError(
+                "use 3-56 lower-case letters, digits or single '-', starting and ending with a letter or "
+                "digit (the poison queue adds '-poison')"
+            )
+        return value
+
+    @field_validator("queue_service_uri")
+    @classmethod
+    def _queue_uri(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("must be an https:// URL (bearer tokens are only sent over TLS)")
+        return value.rstrip("/") if value else None
 
     @field_validator("arm_endpoint", "blob_endpoint")
     @classmethod

@@ -123,8 +123,18 @@ param captureAnalyze bool = true
 // ---------------------------------------------------------------- follow-through queue
 
 @minLength(1)
-@description('Queues on the function\'s storage for the follow-through (connection CaptureQueue). Each gets its -poison twin. Align with the app\'s queue trigger.')
+@description('Queues on the function\'s storage for the follow-through (connection CaptureQueue). Each gets its -poison twin; the first is the app\'s (CAPTURE_QUEUE_NAME).')
 param captureQueueNames array = ['capture-reports']
+
+@minValue(60)
+@maxValue(3600)
+@description('CAPTURE_CHECK_MAX_INTERVAL_SECONDS: longest gap between two status checks of a capture (early stops are found within it).')
+param captureCheckMaxIntervalSeconds int = 600
+
+@minValue(300)
+@maxValue(86400)
+@description('CAPTURE_REQUEUE_AFTER_SECONDS: a capture queued this long ago that still exists is queued again (its message was lost).')
+param captureRequeueAfterSeconds int = 3600
 
 // ---------------------------------------------------------------- alerting
 
@@ -191,6 +201,9 @@ var captureAppSettings = {
   CAPTURE_NOTIFY_FORMAT: captureNotifyFormat
   CAPTURE_BLOB_ENDPOINT: captureStorage.outputs.blobEndpoint
   CAPTURE_ANALYZE: captureAnalyze ? 'true' : 'false'
+  CAPTURE_QUEUE_NAME: captureQueueNames[0]
+  CAPTURE_CHECK_MAX_INTERVAL_SECONDS: string(captureCheckMaxIntervalSeconds)
+  CAPTURE_REQUEUE_AFTER_SECONDS: string(captureRequeueAfterSeconds)
 }
 
 // ---------------------------------------------------------------- resource group and platform

@@ -107,3 +107,18 @@ def azurite(tls_files: tuple[Path, Path]) -> Iterator[Azurite]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite_queue(tls_files: tuple[Path, Path]) -> Iterator[Azurite]:
+    """Azurite's queue service for the session (HTTPS, --oauth basic); a missing install is a failure."""
+    cert, key = tls_files
+    server = Azurite(cert, key, service="queue")
+    try:
+        server.start()
+    except AzuriteError as exc:
+        pytest.fail(f"cannot start Azurite's queue service: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
