@@ -14,7 +14,7 @@ Command line: ``python -m devhost --help``. See devhost/README.md.
 
 from devhost.host import FunctionInfo, LocalHost
 from devhost.loader import AppLoadError
-from devhost.routes import RouteTemplate, RouteTemplateError
+from devhost.routes import RouteTemplateError
 from devhost.schedule import CronSchedule, ScheduleError, parse_schedule
 
 __all__ = [
@@ -22,7 +22,6 @@ __all__ = [
     "CronSchedule",
     "FunctionInfo",
     "LocalHost",
-    "RouteTemplate",
     "RouteTemplateError",
     "ScheduleError",
     "parse_schedule",

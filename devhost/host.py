@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from azure.functions.decorators.core import Trigger
 from azure.functions.http import HttpRequest as WorkerHttpRequest
@@ -33,7 +33,7 @@ from azure.functions.timer import TimerRequest
 
 from devhost.invoke import AsyncRunner, EncodedResponse, Invoker
 from devhost.loader import AppLoadError, LoadedApp, load_app, load_local_settings, route_prefix
-from devhost.routes import RouteTemplate
+from devhost.routes import RouteTable, expand, full_template
 from devhost.schedule import (
     IntervalSchedule,
     Schedule,
@@ -88,7 +88,6 @@ class FunctionInfo:
 @dataclass
 class _HttpFunction:
     info: FunctionInfo
-    route: RouteTemplate
     methods: frozenset[str] | None
     invoker: Invoker
 
@@ -332,6 +331,7 @@ class LocalHost:
         self._timers: dict[str, _TimerFunction] = {}
         self._functions: list[FunctionInfo] = []
         self._index()
+        self._routes = RouteTable((f.info.route or "/", f.methods, i) for i, f in enumerate(self._http))
 
         self._server: _Server | None = None
         self._serve_thread: threading.Thread | None = None
@@ -361,18 +361,17 @@ class LocalHost:
                 self._functions.append(FunctionInfo(name, kind, disabled=disabled, problem=problem))
             if invoker.problem:
                 log.warning("%s: it will fail when invoked", invoker.problem)
-        self._http.sort(key=lambda f: (f.route.precedence, f.route.template.lower(), f.info.name))
 
     def _index_http(self, name: str, trigger: Trigger, invoker: Invoker, disabled: bool) -> None:
         route_text = getattr(trigger, "route", None) or name
         try:
-            route = RouteTemplate(str(route_text), self.route_prefix)
+            template = full_template(str(route_text), self.route_prefix)
         except ValueError as exc:
             raise AppLoadError(f"function {name}: {exc}") from exc
-        first = route.template.strip("/").split("/", 1)[0].lower()
+        first = template.strip("/").split("/", 1)[0].lower()
         if first in _RESERVED_FIRST_SEGMENTS:
             raise AppLoadError(
-                f"function {name}: the route {route.template!r} conflicts with the host's built-in routes"
+                f"function {name}: the route {template!r} conflicts with the host's built-in routes"
             )
         raw_methods = getattr(trigger, "methods", None)
         methods = frozenset(_enum_text(m).upper() for m in raw_methods) if raw_methods else None
@@ -380,7 +379,7 @@ class LocalHost:
         info = FunctionInfo(
             name=name,
             trigger="httpTrigger",
-            route=route.template,
+            route=template,
             methods=tuple(sorted(methods)) if methods else None,
             auth_level=auth,
             disabled=disabled,
@@ -388,7 +387,7 @@ class LocalHost:
         )
         self._functions.append(info)
         if not disabled:
-            self._http.append(_HttpFunction(info, route, methods, invoker))
+            self._http.append(_HttpFunction(info, methods, invoker))
 
     def _index_timer(self, name: str, trigger: Trigger, invoker: Invoker, disabled: bool) -> None:
         raw = str(getattr(trigger, "schedule", ""))
@@ -444,8 +443,7 @@ class LocalHost:
         """URL of an HTTP function (``?code=<key>`` added for key-protected ones when ``with_key``)."""
         for function in self._http_all():
             if function.name == name:
-                route = RouteTemplate(function.route or "", "")
-                path = route.expand({k: quote(v, safe="") for k, v in route_values.items()})
+                path = expand(function.route or "/", route_values)
                 needs_key = with_key and function.auth_level != "anonymous"
                 return f"{self.url}{path}" + (f"?code={quote(self.key, safe='')}" if needs_key else "")
         raise KeyError(f"no HTTP function named {name!r}")
@@ -675,32 +673,30 @@ class LocalHost:
         if path.lower().startswith("/admin/") or path.lower() == "/admin":
             return self._admin(method, path, headers, lowered_params), "admin"
 
-        allowed: set[str] = set()
-        for function in self._http:
-            route_params = function.route.match(path)
-            if route_params is None:
-                continue
-            if function.methods is not None and method not in function.methods:
-                allowed |= function.methods
-                continue
-            name = function.info.name
-            if function.info.auth_level != "anonymous" and not self._authorized(headers, lowered_params):
-                return EncodedResponse(401, [], b""), name
-            host_header = headers.get("host") or f"{self._bind_host}:{self.port}"
-            url = target if parts.scheme else f"http://{host_header}{target}"
-            request = WorkerHttpRequest(
-                method,
-                url,
-                headers=headers,
-                params=params,
-                route_params=route_params,
-                body_type="bytes",
-                body=body,
-            )
-            return self._invoke_http(function, request), name
-        if allowed and self.method_mismatch_status == 405:
-            return EncodedResponse(405, [("Allow", ", ".join(sorted(allowed)))], b""), ""
-        return EncodedResponse(404, [], b""), ""
+        found = self._routes.match(unquote(path), method)
+        if isinstance(found, frozenset):
+            if self.method_mismatch_status == 405:
+                return EncodedResponse(405, [("Allow", ", ".join(sorted(found)))], b""), ""
+            return EncodedResponse(404, [], b""), ""
+        if found is None:
+            return EncodedResponse(404, [], b""), ""
+        index, route_params = found
+        function = self._http[index]
+        name = function.info.name
+        if function.info.auth_level != "anonymous" and not self._authorized(headers, lowered_params):
+            return EncodedResponse(401, [], b""), name
+        host_header = headers.get("host") or f"{self._bind_host}:{self.port}"
+        url = target if parts.scheme else f"http://{host_header}{target}"
+        request = WorkerHttpRequest(
+            method,
+            url,
+            headers=headers,
+            params=params,
+            route_params=route_params,
+            body_type="bytes",
+            body=body,
+        )
+        return self._invoke_http(function, request), name
 
     def _invoke_http(self, function: _HttpFunction, request: WorkerHttpRequest) -> EncodedResponse:
         started = time.perf_counter()

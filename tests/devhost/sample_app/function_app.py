@@ -59,24 +59,24 @@ app.register_functions(bp)
 # -- routing ---------------------------------------------------------------------------------------
 
 
-@app.route(route="echo/{id}/{name?}", methods=["GET", "POST"])
+@app.route(route="echo/{id}", methods=["GET", "POST"])
 def echo(req: func.HttpRequest) -> func.HttpResponse:
     return as_json(describe(req))
 
 
-@app.route(route="files/{*path}", methods=["GET"])
-def files(req: func.HttpRequest) -> func.HttpResponse:
+@app.route(route="echo/{id}/{name}", methods=["GET", "POST"])
+def echo_named(req: func.HttpRequest) -> func.HttpResponse:
     return as_json(describe(req))
-
-
-@app.route(route="items/{id:int}", methods=["GET"])
-def item_by_id(req: func.HttpRequest) -> func.HttpResponse:
-    return as_json({"function": "item_by_id", "route": dict(req.route_params)})
 
 
 @app.route(route="items/special", methods=["GET"])
 def item_special(req: func.HttpRequest) -> func.HttpResponse:
     return as_json({"function": "item_special"})
+
+
+@app.route(route="items/{id}", methods=["GET"])
+def item_by_id(req: func.HttpRequest) -> func.HttpResponse:
+    return as_json({"function": "item_by_id", "route": dict(req.route_params)})
 
 
 @app.route(route="things/{id}", methods=["GET"])
