@@ -6,6 +6,7 @@ See ``devhost/README.md`` for the behaviour and the known differences from the r
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hmac
 import logging
 import os
@@ -54,6 +55,9 @@ _NO_BODY_STATUSES = (204, 304)
 _EMPTY_TIME = "0001-01-01T00:00:00+00:00"
 _TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _VALUE_RE = re.compile(r"^[\t\x20-\x7e]*$")
+_CHUNK_SIZE_RE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_CODE_PARAM_RE = re.compile(r"(?i)code(=|%3d)[^&;/?#]*")
+MAX_LOGGED_TARGET = 200
 
 
 def _enum_text(value: Any) -> str:
@@ -189,10 +193,10 @@ class _Handler(BaseHTTPRequestHandler):
             size = 0
             while True:
                 line = self.rfile.readline(65537)
-                try:
-                    length = int(line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
+                size_text = line.split(b";", 1)[0].strip()
+                if not _CHUNK_SIZE_RE.fullmatch(size_text):  # hex digits only: no sign, no "-1"
                     return 400
+                length = int(size_text, 16)
                 if length == 0:
                     while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                         pass  # trailers
@@ -217,7 +221,6 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.perf_counter()
         method = self.command.upper()
         target = self.path
-        path = urlsplit(target).path or "/"
         body = self._read_body()
         label = ""
         if isinstance(body, int):
@@ -227,14 +230,18 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 response, label = self.server.host._respond(method, target, list(self.headers.items()), body)
             except Exception:  # a devhost bug must still answer (and never echo the request)
-                log.error("devhost failed on %s %s\n%s", method, path, self.server.host._masked_traceback())
+                log.error(
+                    "devhost failed on %s %s\n%s",
+                    method,
+                    self.server.host.loggable(target),
+                    self.server.host._masked_traceback(),
+                )
                 response = EncodedResponse(500, [], b"")
         # Logged before the answer goes out (so it is in the log once the caller has the answer).
-        # Method and path only: the query string may hold the key (?code=).
         access_log.info(
             "%s %s -> %d%s (%.1f ms)",
             method,
-            path,
+            self.server.host.loggable(target),
             response.status,
             f" [{label}]" if label else "",
             (time.perf_counter() - started) * 1000,
@@ -271,6 +278,46 @@ def _validate_headers(headers: list[tuple[str, str]]) -> str | None:
         if not _VALUE_RE.match(value):
             return f"invalid characters in the value of response header {name!r}"
     return None
+
+
+class _Run:
+    """One timer run: its Executing line goes out at INFO once the run shows it did something."""
+
+    def __init__(self, executing: str) -> None:
+        self.executing = executing
+        self.announced = False
+
+    def announce(self) -> None:
+        if not self.announced:
+            self.announced = True
+            log.info("%s", self.executing)
+
+
+_CURRENT_RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("devhost_run", default=None)
+
+
+class _ActivityWatch(logging.Handler):
+    """First on the root logger: a record at INFO+ from the running function announces its run, so the
+    Executing line is printed just before the function's first line (idle runs stay at DEBUG)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        run = _CURRENT_RUN.get()
+        if run is not None and not run.announced and not record.name.startswith("devhost"):
+            run.announce()
+
+
+_ACTIVITY_WATCH = _ActivityWatch()
+_WATCH_LOCK = threading.Lock()
+
+
+def _watch_activity() -> None:
+    root = logging.getLogger()
+    with _WATCH_LOCK:
+        if _ACTIVITY_WATCH not in root.handlers:
+            root.handlers.insert(0, _ACTIVITY_WATCH)
 
 
 _HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "date"})
@@ -465,6 +512,7 @@ class LocalHost:
         )
         self._serve_thread.start()
         if self.run_timers:
+            _watch_activity()
             self._start_timers()
         log.info("devhost listening on %s (routePrefix %r)", self.url, self.route_prefix)
         return self
@@ -596,15 +644,22 @@ class LocalHost:
             due = schedule.next_after(base)
             if self._stopping.wait(max(0.0, (due - _utcnow()).total_seconds())):
                 return
-            self._fire_logged(timer, reason=f"Timer fired at {due.isoformat()}")
+            self._fire_logged(timer, reason=f"Timer fired at {due.isoformat()}", quiet_if_idle=True)
             # Occurrences missed while the function ran are skipped, as on the host.
             base = max(due, _utcnow())
 
-    def _fire_logged(self, timer: _TimerFunction, *, reason: str, past_due: bool = False) -> None:
+    def _fire_logged(
+        self, timer: _TimerFunction, *, reason: str, past_due: bool = False, quiet_if_idle: bool = False
+    ) -> None:
         with contextlib.suppress(Exception):  # _fire logged the traceback already
-            self._fire(timer, past_due=past_due, reason=reason)
+            self._fire(timer, past_due=past_due, reason=reason, quiet_if_idle=quiet_if_idle)
 
-    def _fire(self, timer: _TimerFunction, *, past_due: bool, reason: str) -> None:
+    def _fire(
+        self, timer: _TimerFunction, *, past_due: bool, reason: str, quiet_if_idle: bool = False
+    ) -> None:
+        """One run. With ``quiet_if_idle`` (scheduled runs) the Executing/Executed lines are INFO only
+        when the function itself logged at INFO or above: a monitor that found nothing every 5 s
+        must not fill the console."""
         name = timer.info.name
         with timer.lock:
             now = _utcnow()
@@ -616,19 +671,39 @@ class LocalHost:
             }
             request = TimerRequest(past_due=past_due, schedule_status=status, schedule={"AdjustForDST": True})
             started = time.perf_counter()
-            log.info("Executing 'Functions.%s' (Reason='%s')", name, reason)
+            run = _Run(f"Executing 'Functions.{name}' (Reason='{reason}')")
+            if quiet_if_idle:
+                log.debug("%s", run.executing)
+            else:
+                run.announce()
+            token = _CURRENT_RUN.set(run)
             try:
                 timer.invoker.invoke(request)
             except Exception:
+                run.announce()
                 self._log_failure(name, started)
                 raise
             finally:
+                _CURRENT_RUN.reset(token)
                 timer.last = now
-            log.info(
+            log.log(
+                logging.INFO if run.announced else logging.DEBUG,
                 "Executed 'Functions.%s' (Succeeded, Duration=%.0fms)",
                 name,
                 (time.perf_counter() - started) * 1000,
             )
+
+    def loggable(self, target: str) -> str:
+        """A request target as log lines show it: the path only, the key and every ``code=`` value
+        masked wherever they are (``/api/alerts&code=...`` is a path), printable, at most 200 chars."""
+        text = target.split("?", 1)[0].split("#", 1)[0] or "/"
+        for secret in {self.key, quote(self.key, safe="")}:
+            text = text.replace(secret, "***")
+        text = _CODE_PARAM_RE.sub(lambda m: f"code{m.group(1)}***", text)
+        text = "".join(c if c.isprintable() else "?" for c in text)
+        if len(text) > MAX_LOGGED_TARGET:
+            text = f"{text[:MAX_LOGGED_TARGET]}…(+{len(text) - MAX_LOGGED_TARGET} chars)"
+        return text
 
     def _masked_traceback(self) -> str:
         # Pre-formatted so the key can be masked even if user code put a URL in an exception.

@@ -304,3 +304,51 @@ def test_function_urls_and_info(host: LocalHost) -> None:
     banner = host.banner()
     assert f"{host.url}/sample/alerts?code={KEY}" in banner
     assert f"{host.url}/sample/health\n" in banner
+
+
+def raw_exchange(host: LocalHost, data: bytes, timeout: float = 5) -> bytes:
+    """Send raw bytes and read the status line; the connection stays open, so a server waiting for
+    more input makes this time out instead of answering."""
+    parts = urlsplit(host.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.sendall(data)
+        return sock.makefile("rb").readline()
+
+
+def test_negative_chunk_size_is_refused_at_once(host: LocalHost) -> None:
+    # int("-1", 16) is -1, and read(-1) waits for the client to close (and buffers without limit).
+    head = f"POST /sample/echo/1?code={KEY} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert raw_exchange(host, head.encode() + b"-1\r\nabc").startswith(b"HTTP/1.1 400")
+    assert raw_exchange(host, head.encode() + b"+5\r\nabcde\r\n0\r\n\r\n").startswith(b"HTTP/1.1 400")
+
+
+def test_chunks_adding_up_past_the_cap_are_413_before_the_data_is_read(host: LocalHost) -> None:
+    head = f"POST /sample/echo/1?code={KEY} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert raw_exchange(host, head.encode() + b"7000000\r\nabc").startswith(b"HTTP/1.1 413")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/sample/alerts&code={KEY}",
+        f"/sample/alerts;code={KEY}/x",
+        f"/sample/CODE%3D{KEY}",
+        f"/sample/{KEY}",
+        f"/sample/x&code={KEY}?code={KEY}",
+    ],
+)
+def test_access_lines_of_mistyped_urls_never_contain_the_key(
+    host: LocalHost, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="devhost")
+    assert get(host, path, "POST", body=b"{}").status in (404, 405)
+    assert " -> 40" in caplog.text
+    assert KEY not in caplog.text
+
+
+def test_logged_path_is_bounded(host: LocalHost, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="devhost.http")
+    assert get(host, "/sample/" + "a" * 5085).status == 404
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "devhost.http"]
+    assert len(line) < 300
+    assert "(+4893 chars)" in line

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 
 import azure.functions as func
@@ -17,6 +18,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call, unused-ignore]
 TIMER_CALLS: list[tuple[str, func.TimerRequest]] = []
 TIMER_FIRED = threading.Event()
 ASYNC_TIMER_FIRED = threading.Event()
+BUSY_TIMER_FIRED = threading.Event()
 RENDEZVOUS = threading.Barrier(1)
 
 
@@ -209,3 +211,9 @@ async def async_tick(timer: func.TimerRequest) -> None:
 @app.timer_trigger(arg_name="timer", schedule="0 0 0 1 1 *")
 def failing_timer(timer: func.TimerRequest) -> None:
     raise ValueError("timer failure")
+
+
+@app.timer_trigger(arg_name="timer", schedule="0 0 0 1 1 *")
+def busy_tick(timer: func.TimerRequest) -> None:
+    logging.getLogger("sample.busy").info("busy_tick did some work")
+    BUSY_TIMER_FIRED.set()
