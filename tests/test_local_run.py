@@ -16,6 +16,7 @@ import pytest
 from devhost.stack import SAMPLES, LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
+README_PORT = "localhost:7071/"  # where the README's curl lines point (`make run`)
 EXPECTED = {
     "01-metric-fired-vm.json": (202, "started"),
     "02-metric-resolved-vm.json": (200, "ignored"),
@@ -88,11 +89,15 @@ def readme_curls() -> list[tuple[str, int, str]]:
 def test_readme_curl_commands_give_the_documented_answers(azurite):
     commands = readme_curls()
     assert len(commands) >= 9
+    assert all(README_PORT in command for command, _, _ in commands)
     assert shutil.which("curl"), "curl is needed to run the README's commands"
+    # The README's lines as written, on a free port: `make run` may hold 7071 in another terminal.
     with LocalStack(
-        port=7071, key="local-dev-key", time_scale=0.0, monitor_interval=None, echo_notifications=False
-    ):
+        port=0, key="local-dev-key", time_scale=0.0, monitor_interval=None, echo_notifications=False
+    ) as stack:
+        assert stack.host is not None
         for command, status, word in commands:
+            command = command.replace(README_PORT, f"localhost:{stack.host.port}/")
             output = subprocess.run(
                 command + " -w '\\n%{http_code}'",
                 shell=True,
