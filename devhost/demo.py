@@ -11,7 +11,9 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from devhost.stack import SAMPLES, LocalStack
+from devhost.stack import ROOT, SAMPLES, LocalStack
+
+REPORT = ROOT / ".run" / "demo-report.json"
 
 
 def post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
@@ -92,7 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  capture  {capture['name']}\n  file     {capture['storagePath']}")
         for line in note["analysis"]["notable"] or [note["analysis"].get("error") or "no findings"]:
             print(f"  • {line}")
-        print(f"\nFull report: GET {base}/captures/{capture['name']}?code={key}")
+        # Fetched now: the app (and its storage) stop when the demo ends.
+        report = get(f"{base}/captures/{capture['name']}?code={key}")
+        REPORT.parent.mkdir(exist_ok=True)
+        REPORT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"\nFull report (GET /api/captures/{capture['name']}): {REPORT.relative_to(ROOT)}")
     return 0
 
 

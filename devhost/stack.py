@@ -184,12 +184,16 @@ class LocalStack:
         get_settings.cache_clear()
 
     def stop(self) -> None:
+        """Stop in dependency order: the app (it calls everything), then the emulator, whose stop hook
+        writes capture files to Azurite (no new hook runs; a running one finishes while the emulator
+        stops), then Azurite, then the receiver the app was notifying."""
         if self.host is not None:
             self.host.stop()
-        self.receiver.stop()
+        self.emulator.on_capture_stopped = None
+        self.emulator.stop()
         if self.azurite is not None:
             self.azurite.stop()
-        self.emulator.stop()
+        self.receiver.stop()
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
