@@ -1,7 +1,7 @@
 """devhost: a local Azure Functions host for v2-model Python apps (dev tool, not deployed).
 
 Serves the HTTP functions of ``function_app.py`` the way the Functions host does (routePrefix,
-route templates, methods, function keys, response mapping) and runs its timer functions.
+route templates, methods, function keys, response mapping) and runs its timer and queue functions.
 
     from devhost import LocalHost
 
@@ -14,6 +14,7 @@ Command line: ``python -m devhost --help``. See devhost/README.md.
 
 from devhost.host import FunctionInfo, LocalHost
 from devhost.loader import AppLoadError
+from devhost.queues import QueueOptions, QueueTriggerError
 from devhost.routes import RouteTemplateError
 from devhost.schedule import CronSchedule, ScheduleError, parse_schedule
 
@@ -22,6 +23,8 @@ __all__ = [
     "CronSchedule",
     "FunctionInfo",
     "LocalHost",
+    "QueueOptions",
+    "QueueTriggerError",
     "RouteTemplateError",
     "ScheduleError",
     "parse_schedule",

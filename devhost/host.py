@@ -34,6 +34,14 @@ from azure.functions.timer import TimerRequest
 
 from devhost.invoke import AsyncRunner, EncodedResponse, Invoker
 from devhost.loader import AppLoadError, LoadedApp, load_app, load_local_settings, route_prefix
+from devhost.queues import (
+    DEFAULT_LEASE_SECONDS,
+    QueueListener,
+    QueueTriggerError,
+    connection_description,
+    queue_client_factory,
+    queue_options,
+)
 from devhost.routes import RouteTable, expand, full_template
 from devhost.schedule import (
     IntervalSchedule,
@@ -85,6 +93,8 @@ class FunctionInfo:
     methods: tuple[str, ...] | None = None  # None: every method
     auth_level: str | None = None  # "anonymous" | "function" | "admin"
     schedule: str | None = None  # the schedule with %SETTING% references resolved
+    queue: str | None = None  # queue triggers: the queue name, %SETTING% references resolved
+    connection: str | None = None  # queue triggers: the binding's connection name
     disabled: bool = False  # AzureWebJobs.<name>.Disabled
     problem: str | None = None  # why it cannot be served or scheduled
 
@@ -342,8 +352,18 @@ class LocalHost:
         timer_interval: float | None = None,
         load_settings: bool = True,
         method_mismatch_status: int = 405,
+        run_queues: bool = False,
+        queue_poll_interval: float | None = None,
+        queue_lease: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
+        self.run_queues = run_queues
+        self.queue_poll_interval = queue_poll_interval
+        self.queue_lease = queue_lease
+        if queue_poll_interval is not None and queue_poll_interval <= 0:
+            raise ValueError("queue_poll_interval must be a positive number of seconds")
+        if queue_lease < 1:
+            raise ValueError("queue_lease must be at least 1 second")
         self._bind_host = host
         self._port = port
         self.run_timers = run_timers
@@ -376,6 +396,8 @@ class LocalHost:
         self._runner = AsyncRunner()
         self._http: list[_HttpFunction] = []
         self._timers: dict[str, _TimerFunction] = {}
+        self._queue_functions: dict[str, tuple[FunctionInfo, Invoker]] = {}
+        self._listeners: list[QueueListener] = []
         self._functions: list[FunctionInfo] = []
         self._index()
         self._routes = RouteTable((f.info.route or "/", f.methods, i) for i, f in enumerate(self._http))
@@ -402,6 +424,8 @@ class LocalHost:
                 self._index_http(name, trigger, invoker, disabled)
             elif kind == "timerTrigger":
                 self._index_timer(name, trigger, invoker, disabled)
+            elif kind == "queueTrigger":
+                self._index_queue(name, trigger, invoker, disabled)
             else:
                 problem = f"devhost does not run {kind} functions"
                 log.warning("function %s: %s", name, problem)
@@ -435,6 +459,52 @@ class LocalHost:
         self._functions.append(info)
         if not disabled:
             self._http.append(_HttpFunction(info, methods, invoker))
+
+    def _index_queue(self, name: str, trigger: Trigger, invoker: Invoker, disabled: bool) -> None:
+        raw = str(getattr(trigger, "queue_name", ""))
+        connection = str(getattr(trigger, "connection", "") or "")
+        problem: str | None = invoker.problem
+        queue: str | None = None
+        try:
+            queue = resolve_setting_references(raw)
+            connection_description(connection, os.environ)
+        except (ScheduleError, QueueTriggerError) as exc:
+            problem = f"queue {raw!r}: {exc}"
+            log.error("function %s: %s", name, problem)
+        info = FunctionInfo(
+            name=name,
+            trigger="queueTrigger",
+            queue=queue,
+            connection=connection,
+            disabled=disabled,
+            problem=problem,
+        )
+        self._functions.append(info)
+        self._queue_functions[name] = (info, invoker)
+
+    def _start_queues(self) -> None:
+        """One listener per enabled queue function; refuses to start if any cannot run."""
+        try:
+            options = queue_options(self.loaded.host_json)
+        except QueueTriggerError as exc:
+            raise QueueTriggerError(f"queue triggers: {exc}") from exc
+        runnable = [(i, inv) for i, inv in self._queue_functions.values() if not i.disabled]
+        for info, _ in runnable:
+            if info.problem or info.queue is None:
+                raise QueueTriggerError(f"queue function {info.name}: {info.problem}")
+        for info, invoker in runnable:
+            assert info.queue is not None
+            listener = QueueListener(
+                info.name,
+                info.queue,
+                queue_client_factory(info.connection or "", os.environ),
+                invoker.invoke,
+                options,
+                lease_seconds=self.queue_lease,
+                max_poll_seconds=self.queue_poll_interval,
+                mask=lambda text: text.replace(self.key, "***"),
+            )
+            self._listeners.append(listener.start())
 
     def _index_timer(self, name: str, trigger: Trigger, invoker: Invoker, disabled: bool) -> None:
         raw = str(getattr(trigger, "schedule", ""))
@@ -514,6 +584,8 @@ class LocalHost:
         if self.run_timers:
             _watch_activity()
             self._start_timers()
+        if self.run_queues:
+            self._start_queues()
         log.info("devhost listening on %s (routePrefix %r)", self.url, self.route_prefix)
         return self
 
@@ -544,6 +616,8 @@ class LocalHost:
             server.server_close()
             if self._serve_thread is not None:
                 self._serve_thread.join(max(0.0, deadline - time.monotonic()))
+        for listener in self._listeners:
+            listener.stop(deadline)
         with self._bg_lock:
             background = list(self._background)
         for thread in [*self._timer_threads, *background]:
@@ -612,6 +686,16 @@ class LocalHost:
                 lines.append(
                     f"  {info.name}: timerTrigger {info.schedule!r}, {when}{state}{problem}\n"
                     f"      run now: {trigger_url} with header x-functions-key"
+                )
+            elif info.trigger == "queueTrigger":
+                running = "polled" if self.run_queues and not info.disabled else "not polled (use --queues)"
+                try:
+                    via = connection_description(info.connection or "", os.environ)
+                except QueueTriggerError:
+                    via = "no connection"
+                lines.append(
+                    f"  {info.name}: queueTrigger {info.queue!r} ({info.connection}: {via}), "
+                    f"{running}{state}{problem}"
                 )
             else:
                 lines.append(f"  {info.name}: {info.trigger} (not run by devhost)")

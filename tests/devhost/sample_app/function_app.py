@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
+import time
+from pathlib import Path
 
 import azure.functions as func
 
@@ -19,6 +22,10 @@ TIMER_CALLS: list[tuple[str, func.TimerRequest]] = []
 TIMER_FIRED = threading.Event()
 ASYNC_TIMER_FIRED = threading.Event()
 BUSY_TIMER_FIRED = threading.Event()
+QUEUE_CALLS: list[tuple[float, func.QueueMessage]] = []  # (monotonic time, message) per invocation
+QUEUE_GATE = threading.Semaphore(0)  # "gate" messages wait for a release by the test
+QUEUE_LOCK = threading.Lock()
+QUEUE_RUNNING = [0]  # invocations in progress
 RENDEZVOUS = threading.Barrier(1)
 
 
@@ -217,3 +224,34 @@ def failing_timer(timer: func.TimerRequest) -> None:
 def busy_tick(timer: func.TimerRequest) -> None:
     logging.getLogger("sample.busy").info("busy_tick did some work")
     BUSY_TIMER_FIRED.set()
+
+
+# -- queues ----------------------------------------------------------------------------------------
+
+
+@app.queue_trigger(arg_name="msg", queue_name="%SAMPLE_QUEUE%", connection="SampleQueue")
+def work(msg: func.QueueMessage) -> None:
+    """Does what the message says: ok, fail, fail-once, gate (wait for the test), rendezvous (wait
+    until ``parties`` messages run at once, in any process, then write a file naming this process)."""
+    order = msg.get_json()
+    with QUEUE_LOCK:
+        QUEUE_CALLS.append((time.monotonic(), msg))
+        QUEUE_RUNNING[0] += 1
+    try:
+        action = order["action"]
+        if action == "fail" or (action == "fail-once" and msg.dequeue_count == 1):
+            raise RuntimeError(f"{action} as asked (dequeue {msg.dequeue_count})")
+        if action == "gate" and not QUEUE_GATE.acquire(timeout=30):
+            raise TimeoutError("the test never opened the gate")
+        if action == "rendezvous":
+            folder = Path(order["dir"])
+            (folder / f"started-{msg.id}").touch()
+            deadline = time.monotonic() + 30
+            while len(list(folder.glob("started-*"))) < order["parties"]:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the other parties never came")
+                threading.Event().wait(0.02)  # polling another process's files, with a deadline
+            (folder / f"done-{msg.id}").write_text(str(os.getpid()))
+    finally:
+        with QUEUE_LOCK:
+            QUEUE_RUNNING[0] -= 1
