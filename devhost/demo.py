@@ -57,7 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     with LocalStack(
-        port=0, time_scale=args.time_scale, monitor_interval=1.0, echo_notifications=False
+        port=0,
+        time_scale=args.time_scale,
+        monitor_interval=1.0,
+        queue_poll_interval=0.5,
+        echo_notifications=False,
     ) as stack:
         assert stack.host is not None
         key = stack.host.key

@@ -244,7 +244,7 @@ class QueueListener:
                 self._pool.submit(self._process, message)
 
     def _receive(self) -> list[QueueMessage]:
-        from azure.core.exceptions import AzureError, ResourceNotFoundError
+        from azure.core.exceptions import ResourceNotFoundError
 
         try:
             pages = self._queue.receive_messages(
@@ -253,7 +253,7 @@ class QueueListener:
             messages = list(next(pages, []))
         except ResourceNotFoundError:
             messages = []  # the queue does not exist yet: keep polling, as the host does
-        except AzureError as exc:
+        except Exception as exc:  # Azurite down, a bad URI, no token: say so once, keep polling
             if not self._poll_failing:
                 log.warning(
                     "queue %r of function %s cannot be polled: %s", self.queue_name, self.function_name, exc

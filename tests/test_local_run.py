@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 from devhost.stack import SAMPLES, LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
+QUEUE_SETTING = "CaptureQueue__queueServiceUri"  # Functions' spelling: <connection>__queueServiceUri
 README_PORT = "localhost:7071/"  # where the README's curl lines point (`make run`)
 EXPECTED = {
     "01-metric-fired-vm.json": (202, "started"),
@@ -109,3 +111,22 @@ def test_readme_curl_commands_give_the_documented_answers(azurite):
             ).stdout
             body, _, code = output.rpartition("\n")
             assert (int(code), json.loads(body)["status"]) == (status, word), command
+
+
+def test_the_app_gets_an_identity_based_queue_connection_to_azurite(azurite):
+    from azure.identity import DefaultAzureCredential
+    from azure.storage.queue import QueueServiceClient
+
+    with LocalStack(
+        port=0, key="test-key", time_scale=0.0, monitor_interval=None, echo_notifications=False
+    ) as stack:
+        assert stack.azurite_queue is not None
+        uri = os.environ.get(QUEUE_SETTING)  # the app's connection "CaptureQueue"
+        assert uri == stack.azurite_queue.queue_endpoint
+        assert "CaptureQueue" not in os.environ  # no connection string: identity only, as in Azure
+        credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+        queue = QueueServiceClient(uri, credential=credential).get_queue_client("probe")
+        queue.create_queue()
+        queue.send_message("hello")
+        assert [m.content for m in queue.receive_messages()] == ["hello"]
+    assert QUEUE_SETTING not in os.environ
