@@ -209,7 +209,7 @@ def test_identity_based_connection_uses_the_apps_credential(
         assert any("storage.azure.com" in entry.query.get("resource", "") for entry in emu.identity_log)
 
 
-def start_host_process(env: dict[str, str]) -> subprocess.Popen[str]:
+def start_host_process(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -225,6 +225,7 @@ def start_host_process(env: dict[str, str]) -> subprocess.Popen[str]:
             "--queues",
             "--queue-poll-interval",
             "0.05",
+            *args,
         ],
         cwd=REPO_ROOT,
         env=env,
@@ -252,7 +253,7 @@ def test_two_host_processes_on_one_queue_split_the_messages(
         ids = {send(queue, {"action": "rendezvous", "dir": str(tmp_path), "parties": 4}) for _ in range(4)}
         done = wait_for(lambda: len(found := list(tmp_path.glob("done-*"))) == 4 and found, "all four", 60)
         assert {p.name.removeprefix("done-") for p in done} == ids
-        assert {p.read_text() for p in done} == {str(h.pid) for h in hosts}
+        assert {p.read_text().split()[0] for p in done} == {str(h.pid) for h in hosts}
         wait_for(lambda: queue.get_queue_properties().approximate_message_count == 0, "the deletes")
     finally:
         for proc in hosts:
@@ -260,3 +261,48 @@ def test_two_host_processes_on_one_queue_split_the_messages(
         for proc in hosts:
             _, err = proc.communicate(timeout=30)
             assert proc.returncode == 0, err
+
+
+def test_a_running_message_stays_invisible_past_its_lease_because_the_host_renews_it(
+    queues: tuple[QueueClient, QueueClient],
+) -> None:
+    queue, _ = queues
+    send(queue, {"action": "gate"})
+    with LocalHost(
+        SAMPLE_APP, key=KEY, load_settings=False, run_queues=True, queue_poll_interval=0.05, queue_lease=2
+    ) as host:
+        module = host.loaded.module
+        try:
+            started = wait_for(lambda: calls(host), "the function to start")[0][0]
+            # Let the 2-second lease pass twice over: renewed at half-time, the message never shows.
+            while time.monotonic() < started + 4.5:
+                assert visible(queue) == 0
+                threading.Event().wait(0.2)
+        finally:
+            module.QUEUE_GATE.release()
+        wait_for(lambda: queue.get_queue_properties().approximate_message_count == 0, "the delete")
+        assert len(calls(host)) == 1  # deleted with the renewed pop receipt, never redelivered
+
+
+def test_a_message_whose_process_was_killed_is_delivered_again_after_its_lease(
+    queues: tuple[QueueClient, QueueClient], tmp_path: Path
+) -> None:
+    queue, _ = queues
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    doomed = start_host_process(env, "--queue-lease", "2")
+    try:
+        message_id = send(queue, {"action": "stall-first", "dir": str(tmp_path)})
+        wait_for(lambda: (tmp_path / f"stalled-{message_id}").exists(), "the first run to start")
+    finally:
+        doomed.kill()  # SIGKILL mid-run: no settling, no renewal any more
+        doomed.communicate(timeout=30)
+    survivor = start_host_process(env)
+    try:
+        done = tmp_path / f"done-{message_id}"
+        wait_for(done.exists, "the second delivery", 60)
+        assert done.read_text() == f"{survivor.pid} 2"
+        wait_for(lambda: queue.get_queue_properties().approximate_message_count == 0, "the delete")
+    finally:
+        survivor.terminate()
+        _, err = survivor.communicate(timeout=30)
+    assert survivor.returncode == 0, err

@@ -232,7 +232,9 @@ def busy_tick(timer: func.TimerRequest) -> None:
 @app.queue_trigger(arg_name="msg", queue_name="%SAMPLE_QUEUE%", connection="SampleQueue")
 def work(msg: func.QueueMessage) -> None:
     """Does what the message says: ok, fail, fail-once, gate (wait for the test), rendezvous (wait
-    until ``parties`` messages run at once, in any process, then write a file naming this process)."""
+    until ``parties`` messages run at once, in any process), stall-first (hang on the first dequeue,
+    for a test to kill the process). With a ``dir``, a finished run writes ``done-<id>`` there
+    holding this process's id and the dequeue count."""
     order = msg.get_json()
     with QUEUE_LOCK:
         QUEUE_CALLS.append((time.monotonic(), msg))
@@ -251,7 +253,12 @@ def work(msg: func.QueueMessage) -> None:
                 if time.monotonic() > deadline:
                     raise TimeoutError("the other parties never came")
                 threading.Event().wait(0.02)  # polling another process's files, with a deadline
-            (folder / f"done-{msg.id}").write_text(str(os.getpid()))
+        if action == "stall-first" and msg.dequeue_count == 1:
+            (Path(order["dir"]) / f"stalled-{msg.id}").touch()
+            threading.Event().wait(60)  # the test kills this process meanwhile
+            raise TimeoutError("nobody killed the process")
+        if "dir" in order:
+            (Path(order["dir"]) / f"done-{msg.id}").write_text(f"{os.getpid()} {msg.dequeue_count}")
     finally:
         with QUEUE_LOCK:
             QUEUE_RUNNING[0] -= 1
