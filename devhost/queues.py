@@ -126,15 +126,33 @@ def _setting_names(connection: str) -> list[str]:
     return [connection, f"AzureWebJobs{connection}"] if connection else ["AzureWebJobsStorage"]
 
 
-def connection_description(connection: str, environ: Mapping[str, str]) -> str:
-    """How ``connection`` resolves, without secrets (for the banner); raises when it does not."""
+@dataclass(frozen=True)
+class _Connection:
+    setting: str  # the app setting it resolved from
+    connection_string: str | None = None
+    service_uri: str | None = None  # identity-based
+    client_id: str | None = None  # a user-assigned identity
+
+
+def _resolve(connection: str, environ: Mapping[str, str]) -> _Connection:
     for name in _setting_names(connection):
         if environ.get(name):
-            return f"connection string in {name}"
-        if environ.get(f"{name}__queueServiceUri"):
-            return f"identity, {environ[f'{name}__queueServiceUri']}"
+            return _Connection(name, connection_string=environ[name])
+        uri = environ.get(f"{name}__queueServiceUri")
+        if uri:
+            return _Connection(
+                f"{name}__queueServiceUri", service_uri=uri, client_id=environ.get(f"{name}__clientId")
+            )
     names = " or ".join(f"{n} / {n}__queueServiceUri" for n in _setting_names(connection))
     raise QueueTriggerError(f"connection {connection!r}: no app setting {names}")
+
+
+def connection_description(connection: str, environ: Mapping[str, str]) -> str:
+    """How ``connection`` resolves, without secrets (for the banner); raises when it does not."""
+    resolved = _resolve(connection, environ)
+    if resolved.service_uri:
+        return f"identity, {resolved.service_uri}"
+    return f"connection string in {resolved.setting}"
 
 
 def queue_client_factory(connection: str, environ: Mapping[str, str]) -> Callable[[str], QueueClient]:
@@ -145,22 +163,15 @@ def queue_client_factory(connection: str, environ: Mapping[str, str]) -> Callabl
     """
     from azure.storage.queue import QueueServiceClient
 
-    connection_description(connection, environ)  # raises with the setting names when unresolved
-    for name in _setting_names(connection):
-        if environ.get(name):
-            service = QueueServiceClient.from_connection_string(environ[name])
-            break
-        uri = environ.get(f"{name}__queueServiceUri")
-        if uri:
-            from azure.identity import DefaultAzureCredential
+    resolved = _resolve(connection, environ)
+    if resolved.connection_string:
+        return QueueServiceClient.from_connection_string(resolved.connection_string).get_queue_client
+    from azure.identity import DefaultAzureCredential
 
-            credential = DefaultAzureCredential(
-                exclude_interactive_browser_credential=True,
-                managed_identity_client_id=environ.get(f"{name}__clientId"),
-            )
-            service = QueueServiceClient(uri, credential=credential)
-            break
-    return service.get_queue_client
+    credential = DefaultAzureCredential(
+        exclude_interactive_browser_credential=True, managed_identity_client_id=resolved.client_id
+    )
+    return QueueServiceClient(str(resolved.service_uri), credential=credential).get_queue_client
 
 
 def _datetime_text(value: Any) -> str | None:

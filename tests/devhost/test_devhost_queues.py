@@ -20,7 +20,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from devhost import LocalHost
-from devhost.queues import QueueOptions, QueueTriggerError, queue_options
+from devhost.queues import QueueOptions, QueueTriggerError, connection_description, queue_options
 from emulator import FOREIGN_CREDENTIAL_ENV, Emulator
 from emulator.azurite import Azurite
 from emulator.testing import SAMPLE_WORLD
@@ -103,6 +103,28 @@ def test_host_json_queue_settings_and_their_documented_defaults() -> None:
     for bad in ({"batchSize": 33}, {"visibilityTimeout": "soon"}, {"maxPollingInterval": "00:00:00.01"}):
         with pytest.raises(QueueTriggerError):
             queue_options({"extensions": {"queues": bad}})
+
+
+def test_connections_resolve_like_the_host_and_never_show_the_secret() -> None:
+    secret = "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=c2VjcmV0;QueueEndpoint=https://q"
+    uri = "https://account.queue.core.windows.net"
+    assert (
+        connection_description("CaptureQueue", {"CaptureQueue": secret})
+        == "connection string in CaptureQueue"
+    )
+    assert (
+        connection_description("CaptureQueue", {"CaptureQueue__queueServiceUri": uri}) == f"identity, {uri}"
+    )
+    assert (
+        connection_description("Jobs", {"AzureWebJobsJobs": secret})
+        == "connection string in AzureWebJobsJobs"
+    )
+    assert (
+        connection_description("", {"AzureWebJobsStorage": secret})
+        == "connection string in AzureWebJobsStorage"
+    )
+    with pytest.raises(QueueTriggerError, match="CaptureQueue__queueServiceUri"):
+        connection_description("CaptureQueue", {"OtherQueue": secret})
 
 
 def test_a_message_reaches_the_function_as_a_queue_message_and_is_deleted(
