@@ -130,3 +130,25 @@ def test_the_app_gets_an_identity_based_queue_connection_to_azurite(azurite):
         queue.send_message("hello")
         assert [m.content for m in queue.receive_messages()] == ["hello"]
     assert QUEUE_SETTING not in os.environ
+
+
+def test_the_stack_stops_what_writes_to_azurite_before_azurite(azurite, monkeypatch):
+    # The emulator's stop hook writes capture files to Azurite: stopping Azurite first left `make demo`
+    # with tracebacks from hooks still running. The app goes first: it calls all the others.
+    stopped: list[str] = []
+    with LocalStack(
+        port=0, key="test-key", time_scale=0.0, monitor_interval=None, echo_notifications=False
+    ) as stack:
+        pieces = {
+            "app": stack.host,
+            "emulator": stack.emulator,
+            "azurite-blob": stack.azurite,
+            "azurite-queue": stack.azurite_queue,
+            "receiver": stack.receiver,
+        }
+        for name, piece in pieces.items():
+            monkeypatch.setattr(
+                piece, "stop", lambda real=piece.stop, name=name, **kw: (stopped.append(name), real(**kw))
+            )
+    assert stopped == ["app", "emulator", "azurite-blob", "azurite-queue", "receiver"]
+    assert stack.emulator.on_capture_stopped is None  # no hook starts while the emulator stops
