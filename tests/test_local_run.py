@@ -139,7 +139,7 @@ def test_the_stack_stops_what_writes_to_azurite_before_azurite(azurite, monkeypa
     with LocalStack(
         port=0, key="test-key", time_scale=0.0, monitor_interval=None, echo_notifications=False
     ) as stack:
-        pieces = {
+        pieces: dict[str, Any] = {
             "app": stack.host,
             "emulator": stack.emulator,
             "azurite-blob": stack.azurite,
@@ -147,8 +147,11 @@ def test_the_stack_stops_what_writes_to_azurite_before_azurite(azurite, monkeypa
             "receiver": stack.receiver,
         }
         for name, piece in pieces.items():
-            monkeypatch.setattr(
-                piece, "stop", lambda real=piece.stop, name=name, **kw: (stopped.append(name), real(**kw))
-            )
+
+            def stop(real: Any = piece.stop, name: str = name, **kwargs: Any) -> None:
+                stopped.append(name)
+                real(**kwargs)
+
+            monkeypatch.setattr(piece, "stop", stop)
     assert stopped == ["app", "emulator", "azurite-blob", "azurite-queue", "receiver"]
     assert stack.emulator.on_capture_stopped is None  # no hook starts while the emulator stops
