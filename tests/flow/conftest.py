@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import azure.functions as func
 import pytest
+from azure.functions.meta import Datum
+from azure.functions.queue import QueueMessageInConverter
 
 import capture
 from emulator import FOREIGN_CREDENTIAL_ENV, Emulator
@@ -86,14 +87,17 @@ class Queues:
         queue = self.poison if poison else self.main
         function = self.functions["capture_report_poison" if poison else "capture_report"].get_user_function()
         outcomes = []
-        for message in queue.receive_messages(
-            messages_per_page=32, visibility_timeout=lease, max_messages=32
-        ):
-            msg = func.QueueMessage(
-                id=message.id,
-                body=message.content,
-                dequeue_count=message.dequeue_count,
-                pop_receipt=message.pop_receipt,
+        batch = list(
+            next(queue.receive_messages(messages_per_page=32, visibility_timeout=lease).by_page(), [])
+        )
+        for message in batch:
+            msg = QueueMessageInConverter.decode(
+                Datum(message.content, "bytes"),
+                trigger_metadata={
+                    "Id": Datum(message.id, "string"),
+                    "DequeueCount": Datum(str(message.dequeue_count), "json"),
+                    "PopReceipt": Datum(message.pop_receipt, "string"),
+                },
             )
             try:
                 function(msg)
