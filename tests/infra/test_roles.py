@@ -26,6 +26,7 @@ from emulator.testing import SAMPLE_WORLD
 from tests.conftest import VM_WEB_1, VM_WEU_1, VMSS_API, payload, request
 from tests.flow.conftest import point_app_at
 from tests.infra.bicep import main, module_body, module_file, reference, roles
+from tests.queues import Queues
 
 # Kinds of scope the custom roles are assigned at (infra/app/roles.json keys, main.bicep modules).
 WATCHERS = "watchers"  # the Network Watcher resource groups
@@ -213,6 +214,7 @@ def world(
     azurite: Azurite,
     tls_files: tuple[Path, Path],
     receiver: NotificationReceiver,
+    queues: Queues,
 ) -> Iterator[Emulator]:
     """The sample world writing capture files to Azurite; no allowed scopes, so the monitor lists subscriptions."""
     with Emulator(SAMPLE_WORLD, time_scale=0.0, retry_after=0.0, cert_dir=tls_files[0].parent) as emu:
@@ -226,12 +228,14 @@ def world(
         reset()
 
 
-def monitor() -> Monitor:
+def monitor(world: Emulator) -> Monitor:
+    """The process's monitor, on the emulator's clock."""
+    app_context().monitor.clock = world.clock.now_datetime
     return app_context().monitor
 
 
 @pytest.fixture
-def app_run(call, world, receiver) -> tuple[list[RequestRecord], dict[str, dict[str, Any]]]:
+def app_run(call, world, receiver, queues) -> tuple[list[RequestRecord], dict[str, dict[str, Any]]]:
     """Drive the app through everything it does against ARM; return the ARM log and the captures created."""
     world.clear_log()
     started = []
@@ -254,11 +258,9 @@ def app_run(call, world, receiver) -> tuple[list[RequestRecord], dict[str, dict[
         "get_capture", request("GET", f"/api/captures/{started[0]}", route_params={"name": started[0]})
     )
     assert status == 200
-    world.advance(5)
-    assert monitor().run().still_open == 3
-    world.advance(120)
-    result = monitor().run()
-    assert sorted(r.name for r in result.reported) == sorted(started)
+    world.advance(125)  # ended: status queries, then queued
+    assert sorted(monitor(world).schedule().queued) == sorted(started)
+    assert queues.drain() == ["ok"] * 3  # the worker: get, status, delete
     assert len(receiver.received) == 3
     assert {r.method for r in world.request_log} >= {"GET", "PUT", "POST", "DELETE"}
     return world.request_log, created
