@@ -3,9 +3,9 @@
 No state is kept between runs. A capture's start is in the storage path the app chose and its time
 limit is on the resource, so every run computes the same check instants (seconds after the start):
 
-* before the time limit L, a backoff: 60, 120, 240, 480 … s, the step doubling up to M
-  (CAPTURE_CHECK_MAX_INTERVAL_SECONDS), then every M: early stops (bytes limit, agent stopped, an
-  error) are found within M;
+* before the time limit L, a backoff: at 60 s, then after steps of 120, 240, 480 … s, the step
+  doubling up to M (CAPTURE_CHECK_MAX_INTERVAL_SECONDS), then every M (60, 180, 420, 900, 1500 … with
+  the default 600): early stops (bytes limit, agent stopped, an error) are found within M;
 * the start grace G + 30 s: a capture still NotStarted then is reported as failed;
 * L + 30 s, when Network Watcher has stopped it and flushed the file, then again with the same backoff
   counted from there (a capture that outlives its limit is checked every M at the latest).

@@ -45,7 +45,7 @@ class Queues:
 
     def count(self, poison: bool = False) -> int:
         queue = self.poison if poison else self.main
-        return int(queue.get_queue_properties().approximate_message_count)
+        return int(queue.get_queue_properties().approximate_message_count or 0)
 
     def work(self, *, poison: bool = False, max_dequeue: int = 5, lease: int = 60) -> list[str]:
         """One batch: returns 'ok' or the failure per message."""
@@ -68,7 +68,7 @@ class Queues:
                 function(msg)
             except Exception as exc:
                 outcomes.append(type(exc).__name__)
-                if message.dequeue_count >= max_dequeue and not poison:
+                if (message.dequeue_count or 0) >= max_dequeue and not poison:
                     self.poison.send_message(message.content)
                     queue.delete_message(message)
                 else:
