@@ -147,5 +147,5 @@ def test_invalid_overrides_are_rejected_with_their_location(values, settings_fro
 def test_every_setting_the_app_reads_is_in_the_readme_table():
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
-    documented = re.findall(r"^\| `([A-Z_]+)` \|", section, flags=re.MULTILINE)
+    documented = re.findall(r"^\| `([A-Za-z_]+)` \|", section, flags=re.MULTILINE)
     assert sorted(documented) == sorted(setting_names())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -59,9 +60,12 @@ def world(
         capture.reset()
 
 
-def start(call: Any, target: str, reason: str = "incident") -> str:
+def start(call: Any, world: Emulator, target: str, reason: str = "incident") -> str:
+    """Start a capture; the frozen emulated clock then catches up with the wall clock the app's
+    storage path took its start time from, so ages on both clocks agree."""
     status, body, _ = call("alert_webhook", request(body={"targets": [target], "reason": reason}))
     assert status == 202, body
+    world.advance(max(0.0, time.time() - world.clock.now()))
     return str(body["results"][0]["capture"]["name"])
 
 
@@ -89,7 +93,7 @@ def blob_names(azurite: Azurite, tls_files: tuple[Path, Path]) -> list[str]:
 def test_capture_runs_stops_and_is_reported_once_with_one_message_then_deleted(
     call, world, receiver, azurite, tls_files, queues
 ):
-    name = start(call, VM_WEB_1, "SYN storm on web")
+    name = start(call, world, VM_WEB_1, "SYN storm on web")
     first = monitor(world).schedule()
     assert (first.queued, first.still_open, first.checked) == ([], 1, 0)  # not due: no status query
     world.advance(5)
@@ -130,7 +134,7 @@ def test_capture_runs_stops_and_is_reported_once_with_one_message_then_deleted(
 
 
 def test_a_duplicate_message_is_harmless(call, world, receiver, queues):
-    name = start(call, VM_WEB_1)
+    name = start(call, world, VM_WEB_1)
     world.advance(120)
     assert monitor(world).schedule().queued == [name]
     [message] = queues.peek()
@@ -140,7 +144,7 @@ def test_a_duplicate_message_is_harmless(call, world, receiver, queues):
 
 
 def test_failed_capture_is_reported_with_azures_error_and_cleaned_up(call, world, receiver, queues):
-    name = start(call, FLAKY)
+    name = start(call, world, FLAKY)
     world.advance(70)
     assert follow(world, queues) == [name]
     note = receiver.received[0]
@@ -154,7 +158,7 @@ def test_failed_capture_is_reported_with_azures_error_and_cleaned_up(call, world
 
 
 def test_capture_that_never_starts_is_reported_after_the_grace_period(call, world, receiver, queues):
-    name = start(call, STUCK)
+    name = start(call, world, STUCK)
     world.advance(100)
     assert follow(world, queues) == []  # due (end of its 60 s), but within the grace period
     # The grace's own check instant (grace + 30 s after the start), with time past the grace:
@@ -166,7 +170,7 @@ def test_capture_that_never_starts_is_reported_after_the_grace_period(call, worl
 
 
 def test_provisioning_failure_is_reported(call, world, receiver, queues):
-    name = start(call, PROVISION_FAILS)
+    name = start(call, world, PROVISION_FAILS)
     world.advance(5)
     assert follow(world, queues) == [name]  # not due by the clock, but a failed provisioning is final
     [note] = receiver.received
@@ -177,7 +181,7 @@ def test_provisioning_failure_is_reported(call, world, receiver, queues):
 def test_notify_endpoint_down_retries_the_message_and_loses_nothing(
     call, world, receiver, queues, monkeypatch
 ):
-    name = start(call, VM_DB_1)
+    name = start(call, world, VM_DB_1)
     world.advance(120)
     assert monitor(world).schedule().queued == [name]
     monkeypatch.setenv("CAPTURE_NOTIFY_URL", "http://127.0.0.1:9/down")
@@ -194,7 +198,7 @@ def test_notify_endpoint_down_retries_the_message_and_loses_nothing(
 def test_a_message_that_always_fails_ends_in_the_poison_queue_and_is_reported_as_failed(
     call, world, receiver, queues, monkeypatch
 ):
-    name = start(call, VM_DB_1)
+    name = start(call, world, VM_DB_1)
     world.advance(120)
     assert monitor(world).schedule().queued == [name]
     monkeypatch.setenv("CAPTURE_NOTIFY_URL", f"{receiver.url},http://127.0.0.1:9/down")  # one URL always down
@@ -222,7 +226,7 @@ def test_a_message_that_always_fails_ends_in_the_poison_queue_and_is_reported_as
 
 
 def test_duplicate_and_concurrent_scheduler_runs_enqueue_once(call, world, receiver, queues):
-    names = {start(call, VM_WEB_1), start(call, VM_DB_1)}
+    names = {start(call, world, VM_WEB_1), start(call, world, VM_DB_1)}
     world.advance(120)
     ctx = app_context()
     # Four runs at once, each its own Monitor as on separate instances (no shared lock), same ARM state.
@@ -250,7 +254,7 @@ def test_duplicate_and_concurrent_scheduler_runs_enqueue_once(call, world, recei
 
 
 def test_an_enqueue_that_fails_is_retried_by_the_next_run(call, world, receiver, queues, monkeypatch):
-    name = start(call, VM_WEB_1)
+    name = start(call, world, VM_WEB_1)
     world.advance(120)
     monkeypatch.setenv("CaptureQueue__queueServiceUri", "https://127.0.0.1:9/devstoreaccount1")  # queue down
     capture.reset()
@@ -267,7 +271,7 @@ def test_an_enqueue_that_fails_is_retried_by_the_next_run(call, world, receiver,
 def test_a_marker_whose_writer_died_before_sending_is_taken_over(
     call, world, receiver, queues, azurite, tls_files
 ):
-    name = start(call, VM_WEB_1)
+    name = start(call, world, VM_WEB_1)
     [resource] = captures(world)
     container, cap = blob_location(resource["properties"]["storageLocation"]["storagePath"])
     service = BlobServiceClient(
@@ -297,8 +301,8 @@ def test_arm_calls_per_run_follow_due_captures_not_the_watchers_content(call, wo
     world.clear_log()
     idle = monitor(world).schedule()
     assert idle.arm_calls == 1 + 2  # watchers of the subscription, one list per watcher
-    start(call, VM_WEB_1)
-    start(call, VM_DB_1)
+    start(call, world, VM_WEB_1)
+    start(call, world, VM_DB_1)
     world.clear_log()
     assert monitor(world).schedule().arm_calls == 1 + 2  # just started: not due, no status query
     world.advance(61)
@@ -327,7 +331,7 @@ def test_a_capture_named_like_ours_but_started_by_someone_else_is_never_reported
             }
         },
     )
-    ours = start(call, VM_DB_1)
+    ours = start(call, world, VM_DB_1)
     world.advance(120)
     assert follow(world, queues) == [ours]
     assert [n["capture"]["name"] for n in receiver.received] == [ours]
@@ -380,7 +384,7 @@ def test_captures_endpoints_show_live_status_then_the_stored_report(call, world,
 
 def test_unreadable_capture_file_is_reported_with_the_reason(call, world, receiver, azurite, queues):
     world.on_capture_stopped = None  # no file is written: the blob is missing
-    start(call, VM_WEB_1)
+    start(call, world, VM_WEB_1)
     world.advance(120)
     assert len(follow(world, queues)) == 1
     assert receiver.received[0]["analysis"]["error"] == "the capture file was not found in storage"
@@ -397,7 +401,7 @@ def test_corrupt_capture_file_is_reported_with_the_reason(call, world, receiver,
         )
 
     world.on_capture_stopped = corrupt
-    start(call, VM_WEB_1)
+    start(call, world, VM_WEB_1)
     world.advance(120)
     assert len(follow(world, queues)) == 1
     [note] = receiver.received
