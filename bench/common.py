@@ -46,7 +46,7 @@ REGIONS: tuple[tuple[str, str, str], ...] = (
     ("eastus", "NetworkWatcherRG", "NetworkWatcher_eastus"),
     ("westeurope", "rg-network", "nw-weu-prod"),
 )
-SECTIONS = ("latency", "scaling", "storm", "coldstart", "faults", "analysis")
+SECTIONS = ("latency", "scaling", "storm", "coldstart", "faults", "analysis", "followthrough")
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,8 @@ class Config:
     import_runs: int = 5
     analysis_size_mb: float = 200.0
     analysis_repeat: int = 3
+    followthrough_captures: int = 200  # captures finishing at once, worked by 1 and 2 worker processes
+    followthrough_size_mb: float = 20.0
     page_size: int = 1000  # ARM list page size (resources, watchers, captures)
     # Retry-After on LRO answers, whole seconds (the SDK reads the header of LRO answers as an int); the
     # emulated operations finish after as long; 0 = no header and operations finish at once.
@@ -105,6 +107,8 @@ class Config:
             import_runs=2,
             analysis_size_mb=20.0,
             analysis_repeat=1,
+            followthrough_captures=60,
+            followthrough_size_mb=10.0,
         )
         return replace(base, **overrides)
 
@@ -128,6 +132,8 @@ class Config:
             storm_callers=8,
             storm_max_sessions=3,
             fault_alerts=12,
+            followthrough_captures=4,
+            followthrough_size_mb=0.5,
             fault_retry_after=0.05,
             fault_callers=3,
             coldstart_runs=1,

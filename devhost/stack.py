@@ -165,10 +165,21 @@ class LocalStack:
                 run_queues=True,
                 queue_poll_interval=self._queue_poll_interval,
             ).start()
+            self._app_on_emulated_time()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _app_on_emulated_time(self) -> None:
+        """The scheduler decides which captures are due from their age: let it read the emulator's
+        clock, so `--time-scale` speeds up the follow-through as it speeds up the captures."""
+        import capture
+
+        try:
+            capture.app_context().monitor.clock = self.emulator.clock.now_datetime
+        except capture.SettingsError:
+            pass  # every request says what is wrong with the settings
 
     def app_settings(self) -> dict[str, str]:
         """The application settings a real Function App would have, aimed at the local pieces."""

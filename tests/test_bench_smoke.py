@@ -154,3 +154,15 @@ def test_percentile_is_nearest_rank():
     samples = [float(n) for n in range(1, 101)]
     assert (percentile(samples, 50), percentile(samples, 99), percentile(samples, 100)) == (50.0, 99.0, 100.0)
     assert percentile([3.0], 99) == 3.0
+
+
+def test_followthrough_section_reports_every_capture_with_few_arm_calls(sections):
+    follow = sections["followthrough"]
+    assert [r["workers"] for r in follow["runs"]] == [1, 2]
+    for run_ in follow["runs"]:
+        assert run_["queued"] == run_["reported"] == TINY.followthrough_captures
+        calls = run_["arm_calls_per_capture"]
+        assert (calls["status"], calls["get"], calls["delete"]) == (2, 1, 1)  # scheduler 1 + worker 1 status
+        assert all(m for m in run_["peak_rss_mb_per_worker"])
+    assert follow["lifetime_arm_calls"]["60s"]["total"] == 5
+    assert follow["lifetime_arm_calls"]["5h"]["total"] < 50
