@@ -154,6 +154,17 @@ class ReportQueue:
         """Send the request unless this capture is already queued or poisoned; never raises for storage."""
         from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError
 
+        if not self.settings.queue_service_uri:
+            log.error(
+                json.dumps(
+                    {
+                        "event": "capture_enqueue_failed",
+                        "capture": request.capture,
+                        "error": "CaptureQueue__queueServiceUri is not set",
+                    }
+                )
+            )
+            return "failed"
         marker = self._marker(request)
         if marker is None:
             return self._send_plain(request)

@@ -9,6 +9,7 @@ are set in the environment, exactly as a Function App's application settings wou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -176,10 +177,9 @@ class LocalStack:
         clock, so `--time-scale` speeds up the follow-through as it speeds up the captures."""
         import capture
 
-        try:
+        # With invalid settings there is no monitor; every request says what is wrong.
+        with contextlib.suppress(capture.SettingsError):
             capture.app_context().monitor.clock = self.emulator.clock.now_datetime
-        except capture.SettingsError:
-            pass  # every request says what is wrong with the settings
 
     def app_settings(self) -> dict[str, str]:
         """The application settings a real Function App would have, aimed at the local pieces."""

@@ -42,6 +42,8 @@ def test_defaults_follow_the_documented_table(settings_from_env):
     assert settings.arm_endpoint == "https://management.azure.com"
     assert settings.storage_account_name == "stcaptures"
     assert settings.notify_format == "json"
+    assert (settings.queue_name, settings.queue_service_uri) == ("capture-reports", None)
+    assert (settings.check_max_interval_seconds, settings.requeue_after_seconds) == (600, 3600)
 
 
 @pytest.mark.parametrize(
@@ -67,6 +69,11 @@ def test_defaults_follow_the_documented_table(settings_from_env):
         ({"CAPTURE_LOCAL_PATH": "/tmp/captures"}, "/var/captures"),
         ({"CAPTURE_NOTIFY_URL": "ftp://x"}, "CAPTURE_NOTIFY_URL"),
         ({"CAPTURE_NOTIFY_FORMAT": "email"}, "CAPTURE_NOTIFY_FORMAT"),
+        ({"CAPTURE_QUEUE_NAME": "Capture_Reports"}, "CAPTURE_QUEUE_NAME"),
+        ({"CAPTURE_QUEUE_NAME": "a" * 57}, "-poison"),
+        ({"CaptureQueue__queueServiceUri": "http://127.0.0.1:10001/x"}, "CaptureQueue__queueServiceUri"),
+        ({"CAPTURE_CHECK_MAX_INTERVAL_SECONDS": "30"}, "CAPTURE_CHECK_MAX_INTERVAL_SECONDS"),
+        ({"CAPTURE_REQUEUE_AFTER_SECONDS": "60"}, "CAPTURE_REQUEUE_AFTER_SECONDS"),
     ],
 )
 def test_invalid_settings_name_the_setting(values, fragment, settings_from_env):
