@@ -80,6 +80,30 @@ def _hwm_mb(pid: int) -> float | None:
     return None
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _child(pattern: str) -> int | None:
+    """The pid of this process's child whose command line contains `pattern` (Azurite's node process)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and pattern in cmdline:
+            return int(entry.name)
+    return None
+
+
 def _start_worker() -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [
@@ -182,6 +206,10 @@ def run_once(captures: int, size_mb: float, workers: int) -> dict[str, Any]:
                 monitor = capture.app_context().monitor
                 monitor.clock = lambda: started + timedelta(seconds=120)
                 procs = [_start_worker() for _ in range(workers)]
+                azurite_pid = _child("azurite-blob")
+                cpu_before = {p.pid: _cpu_seconds(p.pid) for p in procs}
+                azurite_before = _cpu_seconds(azurite_pid) if azurite_pid else 0.0
+                own_before = time.process_time()
                 try:
                     emu.clear_log()
                     t0 = time.perf_counter()
@@ -191,6 +219,13 @@ def run_once(captures: int, size_mb: float, workers: int) -> dict[str, Any]:
                         time.sleep(0.2)
                     elapsed = receiver.last - t0
                     memory = [_hwm_mb(p.pid) for p in procs]
+                    cpu = {
+                        "workers": [round(_cpu_seconds(p.pid) - cpu_before[p.pid], 1) for p in procs],
+                        "azurite_blob": round(_cpu_seconds(azurite_pid) - azurite_before, 1)
+                        if azurite_pid
+                        else None,
+                        "scheduler_and_emulator": round(time.process_time() - own_before, 1),
+                    }
                 finally:
                     for proc in procs:
                         proc.terminate()
@@ -224,6 +259,9 @@ def run_once(captures: int, size_mb: float, workers: int) -> dict[str, Any]:
         "captures_per_s": round(captures / elapsed, 1) if elapsed > 0 else None,
         "arm_calls_per_capture": per_capture,
         "peak_rss_mb_per_worker": [round(m, 1) if m else None for m in memory],
+        "cpu_seconds": cpu,
+        "machine_cpus": os.cpu_count(),
+        "loadavg_at_end": Path("/proc/loadavg").read_text().split()[:3],
     }
 
 
