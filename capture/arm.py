@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from capture.resource_ids import ResourceId, parse_resource_id
+from capture.resource_ids import ResourceId, fold, parse_resource_id
 from capture.settings import Settings
 
 if TYPE_CHECKING:
@@ -196,11 +196,11 @@ class CaptureStatus:
     @property
     def active(self) -> bool:
         """Not started yet, running, or not known to have ended: it still occupies the VM."""
-        return self.status.casefold() in ACTIVE_STATUSES
+        return fold(self.status) in ACTIVE_STATUSES
 
     @property
     def ended(self) -> bool:
-        return self.status.casefold() in TERMINAL_STATUSES
+        return fold(self.status) in TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -306,7 +306,7 @@ class Arm:
 
     def _client(self, cache: dict[str, Any], factory: Callable[..., Any], subscription: str) -> Any:
         """One client per subscription and kind, built on first use and shared by every thread."""
-        key = subscription.casefold()
+        key = fold(subscription)
         client = cache.get(key)
         if client is None:
             credential = self.credential()
@@ -368,7 +368,7 @@ class Arm:
             target.raw,
             api_version=self.settings.compute_api_version,
         )
-        location = (resource.location or "").replace(" ", "").casefold()
+        location = fold((resource.location or "").replace(" ", ""))
         if not location:
             raise ArmError("LocationUnknown", f"Azure returned no location for {target.raw}")
         self.regions.put(target.key, location)
@@ -376,14 +376,14 @@ class Arm:
 
     def watcher(self, subscription: str, region: str) -> Watcher:
         """The subscription's Network Watcher in `region`, found by location, never by name."""
-        key = f"{subscription.casefold()}|{region.casefold()}"
+        key = f"{fold(subscription)}|{fold(region)}"
         cached: Watcher | None = self.watchers.get(key)
         if cached:
             return cached
         found = None
         for watcher in self.list_watchers(subscription):
-            self.watchers.put(f"{subscription.casefold()}|{watcher.location}", watcher)
-            if watcher.location == region.casefold():
+            self.watchers.put(f"{fold(subscription)}|{watcher.location}", watcher)
+            if watcher.location == fold(region):
                 found = watcher
         if found is None:
             raise ArmError(
@@ -395,7 +395,7 @@ class Arm:
         return found
 
     def forget_watcher(self, watcher: Watcher) -> None:
-        self.watchers.drop(f"{watcher.subscription.casefold()}|{watcher.location}")
+        self.watchers.drop(f"{fold(watcher.subscription)}|{watcher.location}")
 
     def list_watchers(self, subscription: str) -> list[Watcher]:
         client = self.network(subscription)
@@ -512,7 +512,7 @@ def _watcher(resource_id: str, location: str) -> Watcher:
         subscription=rid.subscription,
         resource_group=rid.resource_group,
         name=rid.names[-1],
-        location=location.replace(" ", "").casefold(),
+        location=fold(location.replace(" ", "")),
     )
 
 

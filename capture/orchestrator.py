@@ -18,7 +18,7 @@ from capture.arm import Arm, ArmError, CaptureInfo, Watcher
 from capture.decisions import Outcome, TargetResult
 from capture.naming import capture_name, storage_path
 from capture.payloads import AlertEvent
-from capture.resource_ids import ResourceId
+from capture.resource_ids import ResourceId, fold
 from capture.settings import CaptureOptions, Settings
 from capture.views import capture_view
 
@@ -54,7 +54,7 @@ class Reservations:
 
     def _slots(self, watcher: Watcher) -> _WatcherSlots:
         with self._lock:
-            return self._watchers.setdefault(watcher.id.casefold(), _WatcherSlots())
+            return self._watchers.setdefault(fold(watcher.id), _WatcherSlots())
 
     def reserve(
         self,
@@ -76,34 +76,34 @@ class Reservations:
             # the list is the truth for it. Others' reservations are skipped here, never removed, because a
             # concurrent caller with an older list still needs them.
             live = [h for h in slots.pending.values() if h.created_at is None or h.created_at >= listed_at]
-            if any(h.name.casefold() == name.casefold() for h in live):
+            if any(fold(h.name) == fold(name) for h in live):
                 return TargetResult(target.raw, Outcome.DUPLICATE, f"capture {name} is being created")
             for held in live:
                 if held.target_key == target.key:
                     return TargetResult(
                         target.raw, Outcome.DUPLICATE, f"capture {held.name} was just started on this VM"
                     )
-            names = {n.casefold() for n in listed} | {h.name.casefold() for h in live}
+            names = {fold(n) for n in listed} | {fold(h.name) for h in live}
             if len(names) >= limit:
                 return TargetResult(
                     target.raw,
                     Outcome.LIMITED,
                     f"watcher {watcher.name} has {len(names)} captures; CAPTURE_MAX_SESSIONS is {limit}",
                 )
-            slots.pending[name.casefold()] = _Reservation(name, target.key)
+            slots.pending[fold(name)] = _Reservation(name, target.key)
             return None
 
     def created(self, watcher: Watcher, name: str) -> None:
         slots = self._slots(watcher)
         with slots.lock:
-            held = slots.pending.get(name.casefold())
+            held = slots.pending.get(fold(name))
             if held is not None:
                 held.created_at = time.monotonic()
 
     def release(self, watcher: Watcher, name: str) -> None:
         slots = self._slots(watcher)
         with slots.lock:
-            slots.pending.pop(name.casefold(), None)
+            slots.pending.pop(fold(name), None)
 
 
 def _targets_vm(capture: CaptureInfo, target: ResourceId) -> bool:
@@ -111,8 +111,8 @@ def _targets_vm(capture: CaptureInfo, target: ResourceId) -> bool:
     if not capture.target:
         return False
     if target.kind == "vm":
-        return capture.target.casefold() == target.key
-    if capture.target.casefold() != (target.scale_set_id or "").casefold():
+        return fold(capture.target) == target.key
+    if fold(capture.target) != fold(target.scale_set_id or ""):
         return False
     instance = target.instance_id or ""
     return (not capture.include or instance in capture.include) and instance not in capture.exclude
@@ -170,7 +170,7 @@ class Orchestrator:
 
     def _start(self, event: AlertEvent, target: ResourceId, options: CaptureOptions) -> TargetResult:
         name = capture_name(self.settings.name_prefix, target, event.instance_key)
-        region = (event.region or "").replace(" ", "").casefold() or self.arm.vm_location(target)
+        region = fold((event.region or "").replace(" ", "")) or self.arm.vm_location(target)
         watcher = self.arm.watcher(target.subscription, region)
         listed_at = time.monotonic()
         try:
@@ -184,7 +184,7 @@ class Orchestrator:
             listed_at = time.monotonic()
             captures = self.arm.list_captures(watcher)
         for capture in captures:
-            if (capture.name or "").casefold() == name.casefold():
+            if fold(capture.name or "") == fold(name):
                 return TargetResult(
                     target.raw,
                     Outcome.DUPLICATE,
@@ -194,7 +194,7 @@ class Orchestrator:
         for capture in captures:
             if not _targets_vm(capture, target):
                 continue
-            if (capture.provisioning_state or "").casefold() in {
+            if fold(capture.provisioning_state or "") in {
                 "failed",
                 "deleting",
             }:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
 
 from capture.errors import InputError, input_error, kind_of
-from capture.resource_ids import InvalidResourceId, parse_resource_id
+from capture.resource_ids import InvalidResourceId, fold, parse_resource_id
 from capture.settings import CaptureOverrides, OverrideLimits
 
 __all__ = ["MAX_BODY_BYTES", "SCHEMA_NAMES", "AlertEvent", "alert_from_json", "parse_alert"]
@@ -177,7 +177,7 @@ def _dispatch(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
     if schema_id is not None:
         if not isinstance(schema_id, str):
             raise InputError(f"expected a string, got {kind_of(schema_id)}", "schemaId")
-        parser = _PARSERS.get(schema_id.strip().casefold())
+        parser = _PARSERS.get(fold(schema_id.strip()))
         if parser is None:
             raise InputError(
                 f"unknown schemaId {schema_id!r}; expected one of: {', '.join(_SCHEMA_IDS)}", "schemaId"
@@ -205,10 +205,10 @@ class _Model(BaseModel):
     def _fold_keys(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        aliases = {(f.alias or n).casefold(): (f.alias or n) for n, f in cls.model_fields.items()}
+        aliases = {fold(f.alias or n): (f.alias or n) for n, f in cls.model_fields.items()}
         out: dict[Any, Any] = {}
         for key, value in data.items():
-            alias = aliases.get(key.casefold()) if isinstance(key, str) else None
+            alias = aliases.get(fold(key)) if isinstance(key, str) else None
             if alias is None:
                 out.setdefault(key, value)
             elif key == alias or alias not in out:
@@ -392,12 +392,10 @@ def _common(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
     # fired and resolved notifications of one instance share it. Test-action activity-log and budget
     # payloads carry a rule/cost path instead, so those get a hash that adds the fire time and event.
     alert_id = ess.alert_id
-    if "/providers/microsoft.alertsmanagement/alerts/" in alert_id.casefold():
+    if "/providers/microsoft.alertsmanagement/alerts/" in fold(alert_id):
         key = alert_id
     else:
-        key = _derived_key(
-            "common", alert_id.casefold(), ess.fired_date_time, _ci_get(context, "eventDataId")
-        )
+        key = _derived_key("common", fold(alert_id), ess.fired_date_time, _ci_get(context, "eventDataId"))
 
     not_resource = None
     if family == "budget":
@@ -425,8 +423,8 @@ def _common(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
 
 
 def _common_family(service: str | None, signal: Any) -> str:
-    name = re.sub(r"[\s_\-]", "", (service or "").casefold())
-    signal_type = re.sub(r"\s", "", signal.casefold()) if isinstance(signal, str) else ""
+    name = re.sub(r"[\s_\-]", "", fold(service or ""))
+    signal_type = re.sub(r"\s", "", fold(signal)) if isinstance(signal, str) else ""
     if name in ("costalerts", "budget", "budgets"):
         return "budget"
     if name == "servicehealth":
@@ -459,7 +457,7 @@ def _metric_alert(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent
     custom, overrides = _custom_properties(data.properties, "data.properties", limits)
     # instance_key: there is no instance ID (context.id is the rule). One notification = one rule, one
     # resource, one evaluation time; retries and fan-out resend the same body, so these are stable.
-    key = _derived_key("metric-alert", _fold(ctx.id), ctx.resource_id.casefold(), ctx.timestamp)
+    key = _derived_key("metric-alert", _fold(ctx.id), fold(ctx.resource_id), ctx.timestamp)
     return AlertEvent(
         schema_name="metric-alert",
         instance_key=key,
@@ -481,7 +479,7 @@ def _activity_log(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent
     data, log = model.data, model.data.context.activity_log
     custom, overrides = _custom_properties(data.properties, "data.properties", limits)
     source = _text(log.event_source)
-    operation = (_text(log.operation_name) or "").casefold()
+    operation = fold(_text(log.operation_name) or "")
     service_health = _fold(source) == "servicehealth" or operation.startswith("microsoft.servicehealth/")
     # instance_key: eventDataId is "the unique identifier for the event"; the other IDs only guard
     # against senders that leave it out.
@@ -519,7 +517,7 @@ def _classic(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
     fired = _state(model.status, {"Activated": True, "Resolved": False, "Deactivated": False}, "status")
     custom, overrides = _custom_properties(model.properties, "properties", limits)
     # instance_key: no instance ID (context.id is the rule); rule + resource + trigger time is stable.
-    key = _derived_key("classic-metric", _fold(ctx.id), ctx.resource_id.casefold(), ctx.timestamp)
+    key = _derived_key("classic-metric", _fold(ctx.id), fold(ctx.resource_id), ctx.timestamp)
     return AlertEvent(
         schema_name="classic-metric",
         instance_key=key,
@@ -614,7 +612,7 @@ def _manual(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
     if model.id is not None:
         key = f"manual:{model.id}"
     else:
-        key = _derived_key("manual", sorted({t.casefold() for t in model.targets}), model.reason or "")
+        key = _derived_key("manual", sorted({fold(t) for t in model.targets}), model.reason or "")
     return AlertEvent(
         schema_name="manual",
         instance_key=key,
@@ -641,7 +639,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], OverrideLimits], AlertEvent]] = {
 def _state(value: str, states: dict[str, bool], location: str) -> bool:
     """Fired or not, from a status word matched case-insensitively; unknown words are an error."""
     for word, fired in states.items():
-        if value.strip().casefold() == word.casefold():
+        if fold(value.strip()) == fold(word):
             return fired
     expected = ", ".join(f'"{word}"' for word in states)
     raise InputError(f"unknown value {value!r}; expected one of {expected}", location)
@@ -654,7 +652,7 @@ def _custom_properties(
     if not props:
         return {}, CaptureOverrides()
     custom = {key: _prop_text(value) for key, value in props.items()}
-    prefixed = {key: value for key, value in props.items() if key.casefold().startswith("capture")}
+    prefixed = {key: value for key, value in props.items() if fold(key).startswith("capture")}
     return custom, CaptureOverrides.parse(prefixed, where, limits)
 
 
@@ -667,7 +665,7 @@ def _log_resource_ids(context: Any) -> list[str]:
     dimensions.extend(_list(_ci_get(context, "Dimensions")))
     for dimension in dimensions:
         name, value = _ci_get(dimension, "name"), _ci_get(dimension, "value")
-        if isinstance(name, str) and name.casefold() in _RESOURCE_ID_COLUMNS and _looks_like_id(value):
+        if isinstance(name, str) and fold(name) in _RESOURCE_ID_COLUMNS and _looks_like_id(value):
             found.append(value)
     for results in (_ci_get(context, "SearchResults"), _ci_get(context, "SearchResult")):
         for table in _list(_ci_get(results, "tables")):
@@ -689,7 +687,7 @@ def _link_resource_ids(context: Any) -> list[str]:
     links += [_ci_get(context, name) for name in _LOG_API_LINKS]
     for link in links:
         match = _LOG_API_LINK.match(link) if isinstance(link, str) else None
-        if match and "/providers/" in match.group(1).casefold():
+        if match and "/providers/" in fold(match.group(1)):
             return [match.group(1)]
     return []
 
@@ -702,15 +700,15 @@ def _is_capturable(target: str) -> bool:
 
 
 def _looks_like_id(value: Any) -> bool:
-    return isinstance(value, str) and value[:15].casefold() == "/subscriptions/"
+    return isinstance(value, str) and fold(value[:15]) == "/subscriptions/"
 
 
 def _dedupe(targets: Iterable[str]) -> list[str]:
     seen: set[str] = set()
     out = []
     for target in targets:
-        if target.casefold() not in seen:
-            seen.add(target.casefold())
+        if fold(target) not in seen:
+            seen.add(fold(target))
             out.append(target)
     return out
 
@@ -727,16 +725,16 @@ def _ci_get(obj: Any, key: str) -> Any:
         return None
     if key in obj:
         return obj[key]
-    folded = key.casefold()
+    folded = fold(key)
     for name, value in obj.items():
-        if isinstance(name, str) and name.casefold() == folded:
+        if isinstance(name, str) and fold(name) == folded:
             return value
     return None
 
 
 def _ci_has(obj: dict[str, Any], key: str) -> bool:
-    folded = key.casefold()
-    return any(isinstance(name, str) and name.casefold() == folded for name in obj)
+    folded = fold(key)
+    return any(isinstance(name, str) and fold(name) == folded for name in obj)
 
 
 def _list(value: Any) -> list[Any]:
@@ -744,7 +742,7 @@ def _list(value: Any) -> list[Any]:
 
 
 def _fold(value: Any) -> Any:
-    return value.casefold() if isinstance(value, str) else value
+    return fold(value) if isinstance(value, str) else value
 
 
 def _text(value: Any) -> str | None:

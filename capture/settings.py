@@ -29,7 +29,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from capture.errors import InputError, describe, input_error, join_location
-from capture.resource_ids import InvalidResourceId, Scope, parse_resource_id, parse_scope
+from capture.resource_ids import InvalidResourceId, Scope, fold, parse_resource_id, parse_scope
 
 __all__ = [
     "DEFAULT_MONITOR_SCHEDULE",
@@ -76,14 +76,14 @@ class CaptureFilter(BaseModel):
         """Keys match case-insensitively, like every other key of an alert."""
         if not isinstance(data, dict):
             return data
-        names = {(f.alias or n).casefold(): f.alias or n for n, f in cls.model_fields.items()}
-        return {names.get(k.casefold(), k) if isinstance(k, str) else k: v for k, v in data.items()}
+        names = {fold(f.alias or n): f.alias or n for n, f in cls.model_fields.items()}
+        return {names.get(fold(k), k) if isinstance(k, str) else k: v for k, v in data.items()}
 
     @field_validator("protocol", mode="before")
     @classmethod
     def _protocol(cls, value: Any) -> Any:
         if isinstance(value, str):
-            canonical = {"tcp": "TCP", "udp": "UDP", "any": "Any"}.get(value.casefold())
+            canonical = {"tcp": "TCP", "udp": "UDP", "any": "Any"}.get(fold(value))
             return canonical or value
         return value
 
@@ -209,7 +209,7 @@ class Settings(BaseSettings):
     @field_validator("notify_format", mode="before")
     @classmethod
     def _format(cls, value: Any) -> Any:
-        return value.casefold() if isinstance(value, str) else value
+        return fold(value) if isinstance(value, str) else value
 
     @field_validator("storage_account_id")
     @classmethod
@@ -220,7 +220,7 @@ class Settings(BaseSettings):
             rid = parse_resource_id(value)
         except InvalidResourceId as exc:
             raise ValueError(str(exc)) from None
-        if rid.provider.casefold() != "microsoft.storage" or rid.types[0].casefold() != "storageaccounts":
+        if fold(rid.provider) != "microsoft.storage" or fold(rid.types[0]) != "storageaccounts":
             raise ValueError(
                 "must be a storage account ID (…/providers/Microsoft.Storage/storageAccounts/NAME)"
             )
@@ -411,7 +411,7 @@ class CaptureOverrides(BaseModel):
 
 
 def _canonical(key: str) -> str:
-    folded = re.sub(r"[\s_.\-]", "", key.casefold())
+    folded = re.sub(r"[\s_.\-]", "", fold(key))
     return _CANONICAL.get(folded) or _CANONICAL.get(folded.removeprefix("capture")) or key
 
 
