@@ -22,11 +22,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
 
-from capture.errors import InputError, input_error, kind_of
+from capture.errors import InputError, input_error, kind_of, quote
 from capture.resource_ids import InvalidResourceId, fold, parse_resource_id
 from capture.settings import CaptureOverrides, OverrideLimits
 
-__all__ = ["MAX_BODY_BYTES", "SCHEMA_NAMES", "AlertEvent", "alert_from_json", "parse_alert"]
+__all__ = ["MAX_BODY_BYTES", "MAX_TARGETS", "SCHEMA_NAMES", "AlertEvent", "alert_from_json", "parse_alert"]
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -56,6 +56,9 @@ _LOG_API_LINK = re.compile(
     r"^https://api\.loganalytics\.(?:io|azure\.com)/v1(/subscriptions/[^?#]+?)/query(?:[?#]|$)", re.IGNORECASE
 )
 _LOG_API_LINKS = ("linkToFilteredSearchResultsAPI", "linkToSearchResultsAPI")
+_REGION = re.compile(r"[a-z][a-z0-9]{1,39}")
+MAX_TARGETS = 500  # per delivery: what one answer (and the webhook's time budget) can cover
+MAX_NUMBER_DIGITS = 100
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _US_TIME = "%m/%d/%Y %I:%M:%S %p"  # Log V1 sometimes sends "3/22/2019 1:36:31 PM"
 _SCHEMA_IDS = (
@@ -84,6 +87,8 @@ class AlertEvent(BaseModel):
     condition: str  # monitorCondition / status as sent ("Fired" for schemas that carry none)
     fired_at: datetime | None = None  # timezone-aware
     targets: list[str] = Field(default_factory=list)  # as sent, de-duplicated case-insensitively
+    # Where each target is in the caller's body (`data.essentials.alertTargetIDs[0]`, `targets[2]`).
+    target_locations: list[str] = Field(default_factory=list)
     region: str | None = None  # only when the payload carries the target's region (classic)
     rule: str | None = None
     severity: str | None = None  # as sent: "Sev3", "3", "Warning"
@@ -111,9 +116,16 @@ def alert_from_json(payload: object, limits: OverrideLimits | None = None) -> Al
         )
     try:
         _check_unicode(payload)
-        return _dispatch(payload, limits or OverrideLimits())
+        event = _dispatch(payload, limits or OverrideLimits())
     except RecursionError:
         raise InputError("the JSON is nested too deeply", "body") from None
+    if len(event.targets) > MAX_TARGETS:
+        raise InputError(
+            f"the request names {len(event.targets)} targets; at most {MAX_TARGETS} are accepted per "
+            "delivery (send the rest in further requests)",
+            event.target_locations[MAX_TARGETS],
+        )
+    return event
 
 
 # --- decoding and dispatch -------------------------------------------------------------------------
@@ -136,7 +148,7 @@ def _decode(body: bytes) -> Any:
     if not text.strip():
         raise InputError("the body is empty; expected a JSON object (an alert or a manual request)", "body")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         raise InputError(
             f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
@@ -145,7 +157,7 @@ def _decode(body: bytes) -> Any:
         ) from None
     except RecursionError:
         raise InputError("the JSON is nested too deeply", "body") from None
-    except ValueError as exc:  # NaN/Infinity, integers beyond Python's digit limit
+    except ValueError as exc:  # NaN/Infinity, huge integers: our own messages (below)
         raise InputError(f"the body is not acceptable JSON: {exc}", "body") from None
 
 
@@ -172,6 +184,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _bounded_int(text: str) -> int:
+    """JSON integers up to MAX_NUMBER_DIGITS digits (no alert field needs more; Python's own limit
+    would answer with its internals)."""
+    if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise ValueError(f"a number has more than {MAX_NUMBER_DIGITS} digits")
+    return int(text)
+
+
 def _dispatch(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
     schema_id = _ci_get(payload, "schemaId")
     if schema_id is not None:
@@ -180,7 +200,7 @@ def _dispatch(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
         parser = _PARSERS.get(fold(schema_id.strip()))
         if parser is None:
             raise InputError(
-                f"unknown schemaId {schema_id!r}; expected one of: {', '.join(_SCHEMA_IDS)}", "schemaId"
+                f"unknown schemaId {quote(schema_id)}; expected one of: {', '.join(_SCHEMA_IDS)}", "schemaId"
             )
         return parser(payload, limits)
     if _ci_has(payload, "targets"):
@@ -348,6 +368,7 @@ _FIELD_HINTS = {
 
 
 _M = TypeVar("_M", bound=_Model)
+_Target = tuple[str, str]  # a target as sent, and where it is in the body
 
 
 def _validate(model: type[_M], payload: Any, prefix: str = "") -> _M:
@@ -370,15 +391,16 @@ def _common(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
         ess.monitor_condition, {"Fired": True, "Resolved": False}, "data.essentials.monitorCondition"
     )
 
-    targets = list(ess.alert_target_ids or [])
+    found = [(t, f"data.essentials.alertTargetIDs[{i}]") for i, t in enumerate(ess.alert_target_ids or [])]
     if family in _LOG_FAMILIES:
         # Workspace-scoped rules name the workspace; the VM is in the _ResourceId / ResourceId dimension
         # (v2) or search-result column (v1), which is also the most specific resource for any log rule.
-        found = _log_resource_ids(context)
-        if found:
-            targets = found
-        elif not targets:
-            targets = _link_resource_ids(context)
+        from_logs = _log_resource_ids(context, "data.alertContext")
+        if from_logs:
+            found = from_logs
+        elif not found:
+            found = _link_resource_ids(context, "data.alertContext")
+    targets = [t for t, _ in found]
 
     # Custom properties: data.customProperties; metric and log-v2 rules also (or only) carry them in
     # alertContext.properties. Elsewhere alertContext.properties is the activity-log event's own.
@@ -411,7 +433,7 @@ def _common(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
         fired=fired,
         condition=ess.monitor_condition,
         fired_at=_time(ess.fired_date_time),
-        targets=_dedupe(targets),
+        **_targets(found),
         rule=_text(ess.alert_rule),
         severity=_text(ess.severity),
         description=_text(ess.description),
@@ -464,7 +486,7 @@ def _metric_alert(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent
         fired=fired,
         condition=data.status,
         fired_at=_time(ctx.timestamp),
-        targets=[ctx.resource_id],
+        **_targets([(ctx.resource_id, "data.context.resourceId")]),
         rule=_text(ctx.name),
         severity=_text(ctx.severity),
         description=_text(ctx.description),
@@ -497,7 +519,7 @@ def _activity_log(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent
         fired=True,
         condition=data.status or "Activated",
         fired_at=_time(log.event_timestamp) or _time(log.submission_timestamp),
-        targets=[log.resource_id] if log.resource_id else [],
+        **_targets([(log.resource_id, "data.context.activityLog.resourceId")] if log.resource_id else []),
         description=_text(log.description),
         monitoring_service=source,
         custom_properties=custom,
@@ -524,8 +546,8 @@ def _classic(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
         fired=fired,
         condition=model.status,
         fired_at=_time(ctx.timestamp),
-        targets=[ctx.resource_id],
-        region=ctx.resource_region or None,
+        **_targets([(ctx.resource_id, "context.resourceId")]),
+        region=_region(ctx.resource_region, "context.resourceRegion"),
         rule=_text(ctx.name),
         description=_text(ctx.description),
         custom_properties=custom,
@@ -534,17 +556,19 @@ def _classic(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
 
 
 def _legacy_app_insights(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
-    return _legacy_log(_validate(_LegacyLogPayload, payload).data, "Application Insights")
+    return _legacy_log(_validate(_LegacyLogPayload, payload).data, "Application Insights", "data")
 
 
-def _legacy_log(log: _LegacyLog, service: str) -> AlertEvent:
+def _legacy_log(log: _LegacyLog, service: str, where: str = "") -> AlertEvent:
     """Log alerts up to API 2018-04-16: they only fire, and name a VM only if the query returns one."""
     fields = log.model_extra or {}
-    targets = _log_resource_ids(fields)
+    # Log Analytics sends these fields at the top level: their locations then have no prefix.
+    targets = _log_resource_ids(fields, where or "body")
     if not targets and isinstance(log.resource_id, str) and _looks_like_id(log.resource_id):
-        targets = [log.resource_id]  # the workspace: decisions reports it as not a VM
+        targets = [(log.resource_id, f"{where or 'body'}.ResourceId")]  # the workspace: not a VM
     if not targets:
-        targets = _link_resource_ids(fields)
+        targets = _link_resource_ids(fields, where or "body")
+    targets = [(t, at.removeprefix("body.")) for t, at in targets]
     # instance_key: no ID at all; the rule and its search window identify one firing.
     key = _derived_key(
         "legacy-log",
@@ -561,7 +585,7 @@ def _legacy_log(log: _LegacyLog, service: str) -> AlertEvent:
         fired=True,
         condition="Fired",
         fired_at=_time(log.end),
-        targets=_dedupe(targets),
+        **_targets(targets),
         rule=log.alert_rule_name,
         severity=_text(log.severity),
         description=_text(log.description),
@@ -618,7 +642,7 @@ def _manual(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
         instance_key=key,
         fired=True,
         condition="Fired",
-        targets=_dedupe(model.targets),
+        **_targets((t, f"targets[{i}]") for i, t in enumerate(model.targets)),
         description=model.reason,
         overrides=overrides,
     )
@@ -636,13 +660,27 @@ _PARSERS: dict[str, Callable[[dict[str, Any], OverrideLimits], AlertEvent]] = {
 # --- helpers ---------------------------------------------------------------------------------------
 
 
+def _region(value: str | None, location: str) -> str | None:
+    """A payload's region, checked to be an Azure region name ("eastus", "West Europe" -> "westeurope").
+
+    It is used to find the watcher and may end up in a suggested `az` command, so only a short name of
+    ASCII letters and digits passes; anything else is refused before any Azure call.
+    """
+    if value is None or not value.strip():
+        return None
+    name = fold(value.replace(" ", ""))
+    if not _REGION.fullmatch(name):
+        raise InputError(f"{quote(value)} is not an Azure region name (such as 'eastus')", location)
+    return name
+
+
 def _state(value: str, states: dict[str, bool], location: str) -> bool:
     """Fired or not, from a status word matched case-insensitively; unknown words are an error."""
     for word, fired in states.items():
         if fold(value.strip()) == fold(word):
             return fired
     expected = ", ".join(f'"{word}"' for word in states)
-    raise InputError(f"unknown value {value!r}; expected one of {expected}", location)
+    raise InputError(f"unknown value {quote(value)}; expected one of {expected}", location)
 
 
 def _custom_properties(
@@ -656,39 +694,47 @@ def _custom_properties(
     return custom, CaptureOverrides.parse(prefixed, where, limits)
 
 
-def _log_resource_ids(context: Any) -> list[str]:
-    """ARM IDs from log dimensions (v2 condition.allOf[].dimensions, v1 Dimensions) and result columns."""
-    found: list[str] = []
-    dimensions: list[Any] = []
-    for criterion in _list(_ci_get(_ci_get(context, "condition"), "allOf")):
-        dimensions.extend(_list(_ci_get(criterion, "dimensions")))
-    dimensions.extend(_list(_ci_get(context, "Dimensions")))
-    for dimension in dimensions:
+def _log_resource_ids(context: Any, where: str) -> list[_Target]:
+    """ARM IDs from log dimensions (v2 condition.allOf[].dimensions, v1 Dimensions) and result columns,
+    each with its location under `where`."""
+    found: list[_Target] = []
+    dimensions: list[tuple[Any, str]] = []
+    for j, criterion in enumerate(_list(_ci_get(_ci_get(context, "condition"), "allOf"))):
+        at = f"{where}.condition.allOf[{j}].dimensions"
+        dimensions.extend((d, f"{at}[{k}]") for k, d in enumerate(_list(_ci_get(criterion, "dimensions"))))
+    dimensions.extend(
+        (d, f"{where}.Dimensions[{k}]") for k, d in enumerate(_list(_ci_get(context, "Dimensions")))
+    )
+    for dimension, at in dimensions:
         name, value = _ci_get(dimension, "name"), _ci_get(dimension, "value")
         if isinstance(name, str) and fold(name) in _RESOURCE_ID_COLUMNS and _looks_like_id(value):
-            found.append(value)
-    for results in (_ci_get(context, "SearchResults"), _ci_get(context, "SearchResult")):
-        for table in _list(_ci_get(results, "tables")):
+            found.append((value, f"{at}.value"))
+    for label in ("SearchResults", "SearchResult"):
+        for t, table in enumerate(_list(_ci_get(_ci_get(context, label), "tables"))):
             columns = [_ci_get(column, "name") for column in _list(_ci_get(table, "columns"))]
             wanted = [i for i, n in enumerate(columns) if _fold(n) in _RESOURCE_ID_COLUMNS]
             if not wanted:
                 continue
-            for row in _list(_ci_get(table, "rows")):
+            for r, row in enumerate(_list(_ci_get(table, "rows"))):
                 if isinstance(row, list):
-                    found.extend(row[i] for i in wanted if i < len(row) and _looks_like_id(row[i]))
+                    found.extend(
+                        (row[i], f"{where}.{label}.tables[{t}].rows[{r}][{i}]")
+                        for i in wanted
+                        if i < len(row) and _looks_like_id(row[i])
+                    )
     return found
 
 
-def _link_resource_ids(context: Any) -> list[str]:
+def _link_resource_ids(context: Any, where: str) -> list[_Target]:
     """Last resort: the resource a resource-centric query ran on, from the Log Analytics API link."""
-    links: list[Any] = []
-    for criterion in _list(_ci_get(_ci_get(context, "condition"), "allOf")):
-        links += [_ci_get(criterion, name) for name in _LOG_API_LINKS]
-    links += [_ci_get(context, name) for name in _LOG_API_LINKS]
-    for link in links:
+    links: list[tuple[Any, str]] = []
+    for j, criterion in enumerate(_list(_ci_get(_ci_get(context, "condition"), "allOf"))):
+        links += [(_ci_get(criterion, n), f"{where}.condition.allOf[{j}].{n}") for n in _LOG_API_LINKS]
+    links += [(_ci_get(context, n), f"{where}.{n}") for n in _LOG_API_LINKS]
+    for link, at in links:
         match = _LOG_API_LINK.match(link) if isinstance(link, str) else None
         if match and "/providers/" in fold(match.group(1)):
-            return [match.group(1)]
+            return [(match.group(1), at)]
     return []
 
 
@@ -703,14 +749,16 @@ def _looks_like_id(value: Any) -> bool:
     return isinstance(value, str) and fold(value[:15]) == "/subscriptions/"
 
 
-def _dedupe(targets: Iterable[str]) -> list[str]:
+def _targets(found: Iterable[_Target]) -> dict[str, Any]:
+    """AlertEvent's `targets` (de-duplicated case-insensitively) and where each is in the body."""
     seen: set[str] = set()
-    out = []
-    for target in targets:
+    targets, locations = [], []
+    for target, location in found:
         if fold(target) not in seen:
             seen.add(fold(target))
-            out.append(target)
-    return out
+            targets.append(target)
+            locations.append(location)
+    return {"targets": targets, "target_locations": locations}
 
 
 def _derived_key(prefix: str, *parts: Any) -> str:

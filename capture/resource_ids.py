@@ -14,6 +14,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
+from capture.errors import quote
+
 __all__ = [
     "InvalidResourceId",
     "ResourceId",
@@ -164,29 +166,30 @@ def parse_resource_id(text: str) -> ResourceId:
     if len(segments) < 4 or fold(segments[2]) != "resourcegroups":
         if len(segments) >= 3 and fold(segments[2]) == "providers":
             raise InvalidResourceId(
-                f"{text!r} is a subscription-level resource; only resources in a resource group are "
+                f"{quote(text)} is a subscription-level resource; only resources in a resource group are "
                 f"supported (expected {_EXAMPLE})"
             )
-        raise InvalidResourceId(f"{text!r} has no resource group: expected {_EXAMPLE}")
+        raise InvalidResourceId(f"{quote(text)} has no resource group: expected {_EXAMPLE}")
     if len(segments) < 6 or fold(segments[4]) != "providers":
         raise InvalidResourceId(
-            f"{text!r} is a scope, not a resource: expected '/providers/{{namespace}}/{{type}}/{{name}}' "
-            f"after the resource group ({_EXAMPLE})"
+            f"{quote(text)} is a scope, not a resource: expected "
+            f"'/providers/{{namespace}}/{{type}}/{{name}}' after the resource group ({_EXAMPLE})"
         )
     provider = segments[5]
     rest = segments[6:]
     if not rest:
-        raise InvalidResourceId(f"{text!r} names a provider namespace but no resource type and name")
+        raise InvalidResourceId(f"{quote(text)} names a provider namespace but no resource type and name")
     if len(rest) % 2:
         raise InvalidResourceId(
-            f"{text!r} has a resource type without a name ({rest[-1]!r}): types and names must alternate"
+            f"{quote(text)} has a resource type without a name ({quote(rest[-1])}): "
+            "types and names must alternate"
         )
     types = tuple(rest[0::2])
     names = tuple(rest[1::2])
     for keyword in ("providers", "subscriptions", "resourcegroups"):
         if any(fold(t) == keyword for t in types):
             raise InvalidResourceId(
-                f"{text!r} has a nested '{keyword}' segment (an extension resource or a malformed ID); "
+                f"{quote(text)} has a nested '{keyword}' segment (an extension resource or a malformed ID); "
                 f"expected {_EXAMPLE}"
             )
     return ResourceId(
@@ -210,7 +213,7 @@ def parse_scope(text: str) -> Scope:
         return Scope(raw=text, subscription=segments[1])
     if len(segments) == 4 and fold(segments[2]) == "resourcegroups":
         return Scope(raw=text, subscription=segments[1], resource_group=segments[3])
-    raise InvalidResourceId(f"{text!r} is not a scope: expected {_SCOPE_EXAMPLE}")
+    raise InvalidResourceId(f"{quote(text)} is not a scope: expected {_SCOPE_EXAMPLE}")
 
 
 def _segments(text: object, expected: str) -> list[str]:
@@ -225,20 +228,22 @@ def _segments(text: object, expected: str) -> list[str]:
         )
     for char in text:
         if char in _FORBIDDEN_CHARS:
-            raise InvalidResourceId(f"{text!r} contains {_FORBIDDEN_CHARS[char]}, which a resource ID cannot")
+            raise InvalidResourceId(
+                f"{quote(text)} contains {_FORBIDDEN_CHARS[char]}, which a resource ID cannot"
+            )
         if char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp", "Zs"):
             raise InvalidResourceId(
-                f"{text!r} contains whitespace or a control character (U+{ord(char):04X})"
+                f"{quote(text)} contains whitespace or a control character (U+{ord(char):04X})"
             )
     if ".." in text:
-        raise InvalidResourceId(f"{text!r} contains '..', which a resource ID cannot")
+        raise InvalidResourceId(f"{quote(text)} contains '..', which a resource ID cannot")
     if not text.startswith("/"):
-        raise InvalidResourceId(f"{text!r} does not start with '/subscriptions/': expected {expected}")
+        raise InvalidResourceId(f"{quote(text)} does not start with '/subscriptions/': expected {expected}")
     segments = text[1:].split("/")
     if any(segment == "" for segment in segments):
-        raise InvalidResourceId(f"{text!r} has an empty segment ('//' or a trailing '/')")
+        raise InvalidResourceId(f"{quote(text)} has an empty segment ('//' or a trailing '/')")
     if any(segment == "." for segment in segments):
-        raise InvalidResourceId(f"{text!r} has a '.' segment, which a resource ID cannot")
+        raise InvalidResourceId(f"{quote(text)} has a '.' segment, which a resource ID cannot")
     if fold(segments[0]) != "subscriptions" or len(segments) < 2:
-        raise InvalidResourceId(f"{text!r} does not start with '/subscriptions/': expected {expected}")
+        raise InvalidResourceId(f"{quote(text)} does not start with '/subscriptions/': expected {expected}")
     return segments
