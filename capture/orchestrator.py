@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from capture.arm import Arm, ArmError, CaptureInfo, Watcher
+from capture.arm import Arm, ArmError, CaptureInfo, VmFacts, Watcher
 from capture.decisions import Outcome, TargetResult
 from capture.naming import capture_name, storage_path
 from capture.payloads import AlertEvent
 from capture.resource_ids import ResourceId, fold
-from capture.settings import CaptureOptions, Settings
+from capture.settings import CaptureOptions, Settings, local_path_os
 from capture.views import capture_view
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def build_body(
             settings.storage_account_name, name, target, datetime.now(UTC), event.rule, event.instance_key
         )
     if options.local_path:
-        windows = "\\" in options.local_path or options.local_path[1:2] == ":"
+        windows = local_path_os(options.local_path) == "Windows"
         location.file_path = options.local_path + ("\\" if windows else "/") + f"{name}.cap"
     params = PacketCaptureParameters(
         target=target.raw if target.kind == "vm" else (target.scale_set_id or target.raw),
@@ -151,6 +151,10 @@ def build_body(
     if target.kind == "vmss_instance":
         params.scope = PacketCaptureMachineScope(include=[target.instance_id or ""])
     return PacketCapture(properties=params)
+
+
+def _region_note(hinted: str | None, actual: str) -> str:
+    return f"the alert named region '{hinted}', but the VM is in '{actual}'" if hinted else ""
 
 
 class Orchestrator:
@@ -169,8 +173,60 @@ class Orchestrator:
             return TargetResult.from_arm_error(target.raw, exc)
 
     def _start(self, event: AlertEvent, target: ResourceId, options: CaptureOptions) -> TargetResult:
+        """The payload's region is a hint that saves the VM lookup; the VM's own region is the truth.
+
+        A disagreement is seen for free when the VM's region is cached; otherwise only when Azure refuses
+        (then one lookup, on the failure path only): the capture then goes to the VM's region and the
+        answer says the alert named another. The warm path stays at 2 calls.
+        """
+        facts = self.arm.known_vm(target)
+        hinted = event.region
+        if hinted is None or (facts is not None and facts.location != hinted):
+            facts = facts or self.arm.vm_facts(target)
+            return self._start_in(event, target, options, facts, _region_note(hinted, facts.location))
+        try:
+            return self._start_in(event, target, options, facts or VmFacts(hinted, None), "")
+        except ArmError as exc:
+            if exc.transient:
+                raise
+            facts = self.arm.vm_facts(target)
+            if facts.location == hinted:
+                raise
+        return self._start_in(event, target, options, facts, _region_note(hinted, facts.location))
+
+    def _start_in(
+        self, event: AlertEvent, target: ResourceId, options: CaptureOptions, facts: VmFacts, note: str
+    ) -> TargetResult:
+        try:
+            result = self._capture(event, target, options, facts)
+        except ArmError as exc:
+            if note:
+                raise ArmError(
+                    exc.code, f"{exc.message} ({note})", status=exc.status, transient=exc.transient
+                ) from None
+            raise
+        if note:
+            result.reason = f"{result.reason} ({note})"
+        return result
+
+    def _capture(
+        self, event: AlertEvent, target: ResourceId, options: CaptureOptions, facts: VmFacts
+    ) -> TargetResult:
         name = capture_name(self.settings.name_prefix, target, event.instance_key)
-        region = fold((event.region or "").replace(" ", "")) or self.arm.vm_location(target)
+        region = facts.location
+        if options.local_path and facts.os_type and local_path_os(options.local_path) != facts.os_type:
+            # Azure would refuse it (or write somewhere unintended): answered like Azure's own refusal.
+            kind = local_path_os(options.local_path)
+            return TargetResult(
+                target.raw,
+                Outcome.FAILED,
+                f"the local path is a {kind} path but the VM runs {facts.os_type}",
+                error={
+                    "code": "LocalPathNotForThisOs",
+                    "message": f"a {kind} local path cannot be used on a {facts.os_type} VM; give a path "
+                    f"under the {facts.os_type} root (CAPTURE_LOCAL_ROOT_{facts.os_type.upper()})",
+                },
+            )
         watcher = self.arm.watcher(target.subscription, region)
         listed_at = time.monotonic()
         try:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
 
 from capture.errors import InputError, input_error, kind_of, quote
-from capture.resource_ids import InvalidResourceId, fold, parse_resource_id
+from capture.resource_ids import InvalidResourceId, fold, parse_resource_id, region_name
 from capture.settings import CaptureOverrides, OverrideLimits
 
 __all__ = ["MAX_BODY_BYTES", "MAX_TARGETS", "SCHEMA_NAMES", "AlertEvent", "alert_from_json", "parse_alert"]
@@ -56,7 +56,6 @@ _LOG_API_LINK = re.compile(
     r"^https://api\.loganalytics\.(?:io|azure\.com)/v1(/subscriptions/[^?#]+?)/query(?:[?#]|$)", re.IGNORECASE
 )
 _LOG_API_LINKS = ("linkToFilteredSearchResultsAPI", "linkToSearchResultsAPI")
-_REGION = re.compile(r"[a-z][a-z0-9]{1,39}")
 MAX_TARGETS = 500  # per delivery: what one answer (and the webhook's time budget) can cover
 MAX_NUMBER_DIGITS = 100
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -668,8 +667,8 @@ def _region(value: str | None, location: str) -> str | None:
     """
     if value is None or not value.strip():
         return None
-    name = fold(value.replace(" ", ""))
-    if not _REGION.fullmatch(name):
+    name = region_name(value)
+    if name is None:
         raise InputError(f"{quote(value)} is not an Azure region name (such as 'eastus')", location)
     return name
 

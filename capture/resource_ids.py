@@ -10,6 +10,7 @@ would turn ``ſ`` (U+017F) into ``s`` and the Kelvin sign into ``k``, matching I
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Literal
@@ -24,6 +25,7 @@ __all__ = [
     "fold",
     "parse_resource_id",
     "parse_scope",
+    "region_name",
 ]
 
 MAX_RESOURCE_ID_LENGTH = 1024
@@ -46,6 +48,18 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 def fold(text: str) -> str:
     """Case-fold ASCII letters only: the app's one way to compare IDs, names and keys, as ARM does."""
     return text.translate(_ASCII_LOWER)
+
+
+_REGION = re.compile(r"[a-z][a-z0-9]{1,39}")
+
+
+def region_name(text: str) -> str | None:
+    """An Azure region's name ("eastus"; "East US" folds to it), or None when the text is not one.
+
+    Region names reach ARM URLs and the suggested `az` command, so only short ASCII names pass.
+    """
+    name = fold(text.replace(" ", ""))
+    return name if _REGION.fullmatch(name) else None
 
 
 class InvalidResourceId(ValueError):
