@@ -208,9 +208,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=_ENV_PREFIX, frozen=True, extra="ignore")
 
     storage_account_id: str | None = None
-    local_path: str | None = None
+    # The roots come before local_path: its validator reads them.
     local_root_linux: str = DEFAULT_LINUX_ROOT
     local_root_windows: str = DEFAULT_WINDOWS_ROOT
+    local_path: str | None = None
     time_limit_seconds: int = Field(default=60, ge=1, le=MAX_TIME_LIMIT_SECONDS)
     max_time_limit_seconds: int = Field(default=MAX_TIME_LIMIT_SECONDS, ge=1, le=MAX_TIME_LIMIT_SECONDS)
     max_sessions: int = Field(default=10, ge=1, le=10000)
@@ -278,6 +279,16 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("local_path")
+    @classmethod
+    def _local_path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """The same rule as an alert's localPath override, under the configured roots."""
+        if not value:
+            return None
+        linux = info.data.get("local_root_linux", DEFAULT_LINUX_ROOT)
+        windows = info.data.get("local_root_windows", DEFAULT_WINDOWS_ROOT)
+        return validate_local_path(value, LocalRoots(linux, windows))
+
     @field_validator("local_root_linux")
     @classmethod
     def _linux_root(cls, value: str) -> str:
@@ -313,9 +324,6 @@ class Settings(BaseSettings):
                 "set CAPTURE_STORAGE_ACCOUNT_ID (a storage account ID) or CAPTURE_LOCAL_PATH (a folder "
                 "on the VM, /var/captures on Linux), or both: a capture needs somewhere to go"
             )
-        if self.local_path:
-            # The same rule as an alert's localPath override, under the configured roots.
-            object.__setattr__(self, "local_path", validate_local_path(self.local_path, self.local_roots))
         if self.max_time_limit_seconds < self.time_limit_seconds:
             raise ValueError("CAPTURE_MAX_TIME_LIMIT_SECONDS must be at least CAPTURE_TIME_LIMIT_SECONDS")
         return self
