@@ -182,7 +182,7 @@ def test_agreeing_payload_region_keeps_the_warm_path(call, emu):
 
 def test_rejected_delivery_logs_reason_location_and_request_id(call, emu, caplog):
     caplog.set_level(logging.INFO, logger="capture.decisions")
-    secret_body = b'{"targets": ["not-an-id-SECRETBODY"]}'
+    secret_body = b'{"targets": ["not-an-id"]}'
     req = request(body=secret_body, headers=JSON, params={"code": "k3y-never-logged"})
     status, _, _ = call("alert_webhook", req, "inv-1234")
     assert status == 400
