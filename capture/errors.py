@@ -18,7 +18,7 @@ __all__ = ["InputError", "bounded", "describe", "input_error", "join_location", 
 # Echoed input is cut to this many characters: enough to recognise a value, never a 4,000-digit echo.
 ECHO_CHARS = 64
 # A whole message (and a location) never grows past this, whatever it quotes.
-MESSAGE_CHARS = 400
+MESSAGE_CHARS = 600
 
 
 def quote(value: object) -> str:
