@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from azure.mgmt.network.models import PacketCapture
 
 
-__all__ = ["Orchestrator", "Reservations", "build_body"]
+__all__ = ["Listings", "Orchestrator", "Reservations", "build_body"]
 # Reservations of captures this process created are dropped once a list that started later has
 # been seen (that list then shows the capture, or shows that it is gone).
 _RECENT_SECONDS = 600.0
@@ -106,6 +107,43 @@ class Reservations:
             slots.pending.pop(fold(name), None)
 
 
+@dataclass
+class _Listing:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    listed_at: float = 0.0
+    captures: list[CaptureInfo] | None = None
+
+
+class Listings:
+    """The watchers' capture lists, shared by the targets of one delivery: one list per watcher, not one
+    per target (a delivery naming 300 VMs of one region lists that watcher once).
+
+    Sharing is safe for the limit and duplicate checks: captures this process creates after the list
+    are in `Reservations` (created after `listed_at`), exactly as for a list taken per target.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watchers: dict[str, _Listing] = {}
+
+    def get(
+        self, watcher: Watcher, fetch: Callable[[Watcher], list[CaptureInfo]]
+    ) -> tuple[float, list[CaptureInfo]]:
+        """(when the list started, the captures), listing the watcher if this delivery has not yet."""
+        with self._lock:
+            entry = self._watchers.setdefault(fold(watcher.id), _Listing())
+        with entry.lock:
+            if entry.captures is None:
+                listed_at = time.monotonic()
+                entry.captures = fetch(watcher)
+                entry.listed_at = listed_at
+            return entry.listed_at, entry.captures
+
+    def forget(self, watcher: Watcher) -> None:
+        with self._lock:
+            self._watchers.pop(fold(watcher.id), None)
+
+
 def _targets_vm(capture: CaptureInfo, target: ResourceId) -> bool:
     """Does this capture record on the target VM (directly, or as its scale set's instance)?"""
     if not capture.target:
@@ -165,14 +203,25 @@ class Orchestrator:
         self.settings = settings
         self.reservations = reservations
 
-    def start(self, event: AlertEvent, target: ResourceId, options: CaptureOptions) -> TargetResult:
-        """One target's outcome; Azure failures become `failed` (502) or `unavailable` (503)."""
+    def start(
+        self,
+        event: AlertEvent,
+        target: ResourceId,
+        options: CaptureOptions,
+        listings: Listings | None = None,
+    ) -> TargetResult:
+        """One target's outcome; Azure failures become `failed` (502) or `unavailable` (503).
+
+        The targets of one delivery pass one `Listings`, so each watcher is listed once per delivery.
+        """
         try:
-            return self._start(event, target, options)
+            return self._start(event, target, options, listings or Listings())
         except ArmError as exc:
             return TargetResult.from_arm_error(target.raw, exc)
 
-    def _start(self, event: AlertEvent, target: ResourceId, options: CaptureOptions) -> TargetResult:
+    def _start(
+        self, event: AlertEvent, target: ResourceId, options: CaptureOptions, listings: Listings
+    ) -> TargetResult:
         """The payload's region is a hint that saves the VM lookup; the VM's own region is the truth.
 
         A disagreement is seen for free when the VM's region is cached; otherwise only when Azure refuses
@@ -183,22 +232,30 @@ class Orchestrator:
         hinted = event.region
         if hinted is None or (facts is not None and facts.location != hinted):
             facts = facts or self.arm.vm_facts(target)
-            return self._start_in(event, target, options, facts, _region_note(hinted, facts.location))
+            return self._start_in(
+                event, target, options, listings, facts, _region_note(hinted, facts.location)
+            )
         try:
-            return self._start_in(event, target, options, facts or VmFacts(hinted, None), "")
+            return self._start_in(event, target, options, listings, facts or VmFacts(hinted, None), "")
         except ArmError as exc:
             if exc.transient:
                 raise
             facts = self.arm.vm_facts(target)
             if facts.location == hinted:
                 raise
-        return self._start_in(event, target, options, facts, _region_note(hinted, facts.location))
+        return self._start_in(event, target, options, listings, facts, _region_note(hinted, facts.location))
 
     def _start_in(
-        self, event: AlertEvent, target: ResourceId, options: CaptureOptions, facts: VmFacts, note: str
+        self,
+        event: AlertEvent,
+        target: ResourceId,
+        options: CaptureOptions,
+        listings: Listings,
+        facts: VmFacts,
+        note: str,
     ) -> TargetResult:
         try:
-            result = self._capture(event, target, options, facts)
+            result = self._capture(event, target, options, listings, facts)
         except ArmError as exc:
             if note:
                 raise ArmError(
@@ -210,7 +267,12 @@ class Orchestrator:
         return result
 
     def _capture(
-        self, event: AlertEvent, target: ResourceId, options: CaptureOptions, facts: VmFacts
+        self,
+        event: AlertEvent,
+        target: ResourceId,
+        options: CaptureOptions,
+        listings: Listings,
+        facts: VmFacts,
     ) -> TargetResult:
         name = capture_name(self.settings.name_prefix, target, event.instance_key)
         region = facts.location
@@ -228,17 +290,16 @@ class Orchestrator:
                 },
             )
         watcher = self.arm.watcher(target.subscription, region)
-        listed_at = time.monotonic()
         try:
-            captures = self.arm.list_captures(watcher)
+            listed_at, captures = listings.get(watcher, self.arm.list_captures)
         except ArmError as exc:
             if exc.status != 404:
                 raise
             # The cached watcher is gone (deleted or recreated under another name): look again once.
+            listings.forget(watcher)
             self.arm.forget_watcher(watcher)
             watcher = self.arm.watcher(target.subscription, region)
-            listed_at = time.monotonic()
-            captures = self.arm.list_captures(watcher)
+            listed_at, captures = listings.get(watcher, self.arm.list_captures)
         for capture in captures:
             if fold(capture.name or "") == fold(name):
                 return TargetResult(

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from capture.arm import ArmError, call_scope
 from capture.decisions import Outcome, TargetResult, outcome_for, plan
 from capture.errors import InputError, quote
+from capture.orchestrator import Listings
 from capture.payloads import MAX_BODY_BYTES, AlertEvent, parse_alert
 from capture.resource_ids import ResourceId
 from capture.settings import CaptureOptions
@@ -47,12 +48,12 @@ log = logging.getLogger("capture.decisions")
 
 RETRY_AFTER_SECONDS = 10
 # Targets of one delivery are worked on this many at once, all within one deadline (the budget).
-MAX_PARALLEL_TARGETS = 8
+MAX_PARALLEL_TARGETS = 16
 # A target is not begun with less than this left: the warm path is two ARM calls.
 MIN_TARGET_SECONDS = 0.5
 # The answer lists at most this many results (the most important first) and counts them all; the log
 # has at most this many decision lines per delivery, and one summary line.
-MAX_RESULTS = 50
+MAX_RESULTS = 20
 MAX_DECISION_LOGS = 20
 NOT_STARTED_REASON = "not begun within the webhook's time budget; retry (what started answers duplicate)"
 # Content types the webhook reads as JSON (Azure Monitor sends application/json); no Content-Type at all
@@ -244,6 +245,8 @@ def _start_all(
     """Every target within one deadline, MAX_PARALLEL_TARGETS at a time; what cannot begin in time is
     `unavailable` (503 + Retry-After), and its retry finds what did start as `duplicate`."""
 
+    listings = Listings()  # each watcher listed once for the whole delivery
+
     def one(target: ResourceId) -> TargetResult:
         left = deadline - delivery.clock()
         if left < MIN_TARGET_SECONDS:
@@ -251,7 +254,7 @@ def _start_all(
             delivery.log_decision(event, result, 0)
             return result
         with call_scope(left) as scope:
-            result = ctx.orchestrator.start(event, target, options)
+            result = ctx.orchestrator.start(event, target, options, listings)
         delivery.log_decision(event, result, scope.calls)
         return result
 

@@ -270,3 +270,13 @@ def test_gzip_bomb_is_refused_without_inflating_it(call, emu):
     status, answer, _ = post(call, body, headers={**JSON, "content-encoding": "gzip"})
     assert status == 400
     assert "1 MiB" in answer["error"]["message"]
+
+
+def test_a_delivery_lists_each_watcher_once(call, emu, app_env):
+    app_env(CAPTURE_MAX_SESSIONS="100")
+    targets = many_vms(emu, 6)
+    status, answer, _ = post(call, manual(*targets))
+    assert (status, answer["counts"]) == (202, {"started": 6})
+    lists = [p for m, p, _ in arm_calls(emu) if m == "GET" and p.split("?")[0].endswith("/packetCaptures")]
+    assert len(lists) == 1
+    assert sum(1 for m, _, _ in arm_calls(emu) if m == "PUT") == 6
