@@ -37,6 +37,7 @@ __all__ = [
     "RETRY_AFTER_SECONDS",
     "STATUS_CODES",
     "Answer",
+    "UnsupportedMedia",
     "arm_failure",
     "handle_alert",
     "http_status",

@@ -122,7 +122,7 @@ def deliveries(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
         if not paths:
             break
         path = draw(st.sampled_from(paths))
-        original: str = body if not path else _get(body, path)
+        original = str(_get(body, path))
         mutation = draw(st.sampled_from(["replace", "insert", "case", "append", "json"]))
         if mutation == "replace":
             value: Any = draw(TEXT)
