@@ -61,7 +61,7 @@ param captureLocalPath string = ''
 @description('CAPTURE_LOCAL_ROOT_LINUX: local capture paths on Linux VMs must be under this folder (itself under /var/captures).')
 param captureLocalRootLinux string = '/var/captures'
 
-@description('CAPTURE_LOCAL_ROOT_WINDOWS: local capture paths on Windows VMs must be under this folder (a drive-letter path). Empty = the app's default, the Captures folder on drive C.')
+@description('CAPTURE_LOCAL_ROOT_WINDOWS: local capture paths on Windows VMs must be under this folder (a drive-letter path). Empty = the default of the app, the Captures folder on drive C.')
 param captureLocalRootWindows string = ''
 
 @minValue(1)
