@@ -18,34 +18,53 @@ when they hit their caps (dropped entries are counted). Handshake round-trip tim
 grows (10 ms, 20 ms, 100 ms, ... 1 s, 2 s, 10 s, 20 s, 1 min, ...) as the capture gets longer, over 480
 fine buckets that are merged into 60 to 120 at the end.
 
-The package, by what each module does: ``readers`` turns a pcap/pcapng stream into records, ``dissect``
-holds the header layouts and link types, ``scan`` is the one pass (the hot loop), ``flows`` the bounded
-state it fills, ``dns`` and ``icmp`` the two payloads it looks into, ``summary`` turns the state into
-``Findings`` (defined in ``findings``) and ``notable`` writes the lines a person reads first.
+This module is the package's one public face: every name a caller may use is in ``__all__`` (a test keeps
+the two in step). The modules behind it are private (``_scan`` and so on) and use each other's public names:
+``_readers`` turns a pcap/pcapng stream into records, ``_dissect`` holds the header layouts and link types,
+``_scan`` is the one pass (the hot loop), ``_flows`` the bounded state it fills and the ``Totals`` it hands
+on, ``_tcp``, ``_dns`` and ``_icmp`` count and summarise their topics, ``_summary`` assembles ``Findings``
+(defined in ``_findings``) and ``_notable`` writes the lines a person reads first.
 """
 
 from __future__ import annotations
 
-from .findings import SCHEMA_VERSION, CaptureReadError, Findings
-from .findings import Conversation as Conversation
-from .findings import Count as Count
-from .findings import DnsStats as DnsStats
-from .findings import FileInfo as FileInfo
-from .findings import FlowTable as FlowTable
-from .findings import IcmpStats as IcmpStats
-from .findings import Rtt as Rtt
-from .findings import Series as Series
-from .findings import Service as Service
-from .findings import Talker as Talker
-from .findings import TcpHealth as TcpHealth
-from .findings import Traffic as Traffic
-from .findings import Unreachable as Unreachable
-from .scan import analyze, analyze_file
+from ._findings import (
+    SCHEMA_VERSION,
+    CaptureReadError,
+    Conversation,
+    Count,
+    DnsStats,
+    FileInfo,
+    Findings,
+    FlowTable,
+    IcmpStats,
+    Rtt,
+    Series,
+    Service,
+    Talker,
+    TcpHealth,
+    Traffic,
+    Unreachable,
+)
+from ._scan import analyze, analyze_file
 
 __all__ = [
     "SCHEMA_VERSION",
     "CaptureReadError",
+    "Conversation",
+    "Count",
+    "DnsStats",
+    "FileInfo",
     "Findings",
+    "FlowTable",
+    "IcmpStats",
+    "Rtt",
+    "Series",
+    "Service",
+    "Talker",
+    "TcpHealth",
+    "Traffic",
+    "Unreachable",
     "analyze",
     "analyze_file",
 ]

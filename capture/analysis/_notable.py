@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .dissect import _SUPPORTED_LINKS
-from .findings import TOP_N, Findings
+from ._dissect import SUPPORTED_LINKS
+from ._findings import TOP_N, Findings
 
 MAX_NOTABLE = 6
 
@@ -32,14 +32,14 @@ def _plural(n: int, word: str) -> str:
     return f"{_n(n)} {word}{'' if n == 1 else 's'}"
 
 
-def _notable(
+def notable_lines(
     f: Findings, *, snap_cut: int, talkers_dropped: int, worst_rtx: str | None, worst_zwin: str | None
 ) -> list[str]:
     """At most six lines a person reads first, most important first; each carries its number."""
     lines: list[tuple[int, str]] = []
     tcp, dns, icmp = f.tcp, f.dns, f.icmp
 
-    if f.packets and f.file.link_type not in _SUPPORTED_LINKS:
+    if f.packets and f.file.link_type not in SUPPORTED_LINKS:
         lines.append(
             (
                 96,

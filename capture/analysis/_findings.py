@@ -88,7 +88,7 @@ class Conversation:
 
     @property
     def label(self) -> str:
-        return _endpoint_label(self.client, None, self.server, self.server_port, self.proto)
+        return endpoint_label(self.client, None, self.server, self.server_port, self.proto)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +109,7 @@ class Service:
 
     @property
     def label(self) -> str:
-        return _endpoint_label(self.client, None, self.server, self.server_port, self.proto)
+        return endpoint_label(self.client, None, self.server, self.server_port, self.proto)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,18 +216,19 @@ class Findings:
 
 
 # how an endpoint is written in the findings
-def _fmt_ip(value: Any) -> str:
+def fmt_ip(value: Any) -> str:
+    """An address as the pass keeps it (IPv4 as int, IPv6 as 16 bytes) in text."""
     if isinstance(value, int):
         return socket.inet_ntoa(value.to_bytes(4, "big"))
     return socket.inet_ntop(socket.AF_INET6, bytes(value))
 
 
-def _hostport(host: str, port: int | None) -> str:
+def hostport(host: str, port: int | None) -> str:
     if port is None:
         return host
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _endpoint_label(client: str, cport: int | None, server: str, sport: int | None, proto: str) -> str:
+def endpoint_label(client: str, cport: int | None, server: str, sport: int | None, proto: str) -> str:
     suffix = "" if proto == "tcp" else f" ({proto})"
-    return f"{_hostport(client, cport)} → {_hostport(server, sport)}{suffix}"
+    return f"{hostport(client, cport)} → {hostport(server, sport)}{suffix}"

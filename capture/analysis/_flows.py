@@ -7,21 +7,20 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from .findings import TOP_N
+from ._dissect import proto_name
+from ._findings import TOP_N, Conversation, Service, Talker, endpoint_label, fmt_ip
 
 _RTT_SAMPLES = 20_000
 
 
-class _TopCounter:
-    """A counter keeping its heaviest keys: over ``cap`` keys the lighter half is dropped (and counted)."""
+class TopCounter:
+    """A counter keeping its heaviest keys: over ``cap`` keys the lighter half is dropped (bounded memory)."""
 
-    __slots__ = ("cap", "counts", "dropped_count", "dropped_keys")
+    __slots__ = ("cap", "counts")
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.counts: dict[Any, int] = {}
-        self.dropped_keys = 0
-        self.dropped_count = 0
 
     def add(self, key: Any, n: int = 1) -> None:
         counts = self.counts
@@ -35,18 +34,15 @@ class _TopCounter:
 
     def _prune(self) -> None:
         keep = sorted(self.counts.items(), key=lambda kv: kv[1], reverse=True)[: self.cap // 2]
-        self.dropped_keys += len(self.counts) - len(keep)
-        self.dropped_count += sum(self.counts.values()) - sum(v for _, v in keep)
         self.counts = dict(keep)
 
-    def top(self, n: int) -> list[tuple[Any, int]]:
+    def top(self, n: int = TOP_N) -> list[tuple[Any, int]]:
         return sorted(self.counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:n]
 
-    def total(self) -> int:
-        return sum(self.counts.values()) + self.dropped_count
 
+class Flow:
+    """One conversation (5-tuple, either direction) while it is in the table; ``a`` is the lower endpoint."""
 
-class _Flow:
     __slots__ = (
         "a",
         "ap",
@@ -66,7 +62,6 @@ class _Flow:
         "pk_ba",
         "proto",
         "rtx",
-        "rtx_by",
         "syn_ts",
         "synack",
         "syns",
@@ -83,12 +78,14 @@ class _Flow:
         self.syn_ts = -1.0
         self.synack = False
         self.flags = 0  # TCP flags seen (OR), bit 8 = SYN-ACK, bit 9 = RST from the responder
-        self.data_pk = self.rtx = self.rtx_by = self.zwin = 0
+        self.data_pk = self.rtx = self.zwin = 0
         self.order = order
 
 
 @dataclass
-class _ServiceAgg:
+class ServiceAgg:
+    """A service's totals over its conversations: ``client → server:port/proto``, client ports folded."""
+
     conversations: int = 0
     packets: int = 0
     bytes: int = 0
@@ -97,37 +94,36 @@ class _ServiceAgg:
     zero_windows: int = 0
 
 
-class _State:
+class ScanState:
     """Everything the pass accumulates; bounded by construction."""
 
     def __init__(self, max_flows: int) -> None:
         self.max_flows = max_flows
-        self.flows: dict[tuple[Any, Any, int, int, int], _Flow] = {}
+        self.flows: dict[tuple[Any, Any, int, int, int], Flow] = {}
         self.flow_order = 0
         self.peak = 0
         self.evicted = 0
         self.conversations = 0
-        self.top_by_bytes: list[tuple[int, int, _Flow]] = []
-        self.top_by_packets: list[tuple[int, int, _Flow]] = []
-        self.services: dict[tuple[Any, Any, int, int], _ServiceAgg] = {}
+        self.top_by_bytes: list[tuple[int, int, Flow]] = []
+        self.top_by_packets: list[tuple[int, int, Flow]] = []
+        self.services: dict[tuple[Any, Any, int, int], ServiceAgg] = {}
         self.service_cap = max(256, min(max_flows, 20_000))
-        self.services_dropped = 0
         self.syns_unanswered = 0
         self.unanswered_connections = 0
-        self.unanswered_by_source = _TopCounter(4096)
-        self.unanswered_targets = _TopCounter(4096)
-        self.rsts_by_source = _TopCounter(4096)
-        self.zwin_by_source = _TopCounter(4096)
+        self.unanswered_by_source = TopCounter(4096)
+        self.unanswered_targets = TopCounter(4096)
+        self.rsts_by_source = TopCounter(4096)
+        self.zwin_by_source = TopCounter(4096)
         self.rtts: list[float] = []
         self.rtt_seen = 0
         self.rtt_rng = random.Random(0)  # noqa: S311 - reservoir sampling, not security
         self.rtt_max = 0.0
-        self.dns_names = _TopCounter(4096)
-        self.dns_failed = _TopCounter(4096)
+        self.dns_names = TopCounter(4096)
+        self.dns_failed = TopCounter(4096)
         self.dns_rcodes: dict[str, int] = {}
         self.icmp_codes: dict[tuple[int, int], int] = {}
-        self.icmp_sources = _TopCounter(4096)
-        self.icmp_targets = _TopCounter(4096)
+        self.icmp_sources = TopCounter(4096)
+        self.icmp_targets = TopCounter(4096)
         # per host [bytes sent, bytes received, packets sent, packets received], from retired flows
         self.talkers: dict[Any, list[int]] = {}
         self.talker_cap = max(1024, min(4 * max_flows, 65_536))
@@ -147,7 +143,8 @@ class _State:
             self.retire(flow)
         self.evicted += len(oldest)
 
-    def retire(self, f: _Flow) -> None:
+    def retire(self, f: Flow) -> None:
+        """Judge a conversation leaving the table (evicted or at the end) and fold it into the aggregates."""
         # who is the client: the SYN sender, else the side with the higher (ephemeral) port, else first sender
         client_a = f.client_a
         if not f.syns and f.ap >= 0 and f.ap != f.bp:
@@ -194,10 +191,8 @@ class _State:
         if agg is None:
             if len(self.services) >= self.service_cap:
                 keep = sorted(self.services.items(), key=lambda kv: kv[1].bytes, reverse=True)
-                keep = keep[: self.service_cap // 2]
-                self.services_dropped += len(self.services) - len(keep)
-                self.services = dict(keep)
-            agg = self.services[key] = _ServiceAgg()
+                self.services = dict(keep[: self.service_cap // 2])
+            agg = self.services[key] = ServiceAgg()
         agg.conversations += 1
         agg.packets += packets
         agg.bytes += size
@@ -206,6 +201,7 @@ class _State:
         agg.zero_windows += f.zwin
 
     def rtt(self, value: float) -> None:
+        """Keep a handshake round trip: every sample up to the cap, then a uniform reservoir."""
         self.rtt_seen += 1
         if value > self.rtt_max:
             self.rtt_max = value
@@ -223,3 +219,136 @@ def _prune_talkers(talkers: dict[Any, list[int]]) -> int:
     talkers.clear()
     talkers.update(keep)
     return dropped
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """The pass's plain counters, handed to the summary by name (the loop keeps them in locals for speed)."""
+
+    packets: int
+    bytes: int
+    captured_bytes: int
+    first: float  # relative seconds of the first and last packet (inf / -inf when there are none)
+    last: float
+    other_packets: int  # frames that are not IP, or whose IP header was not captured
+    other_bytes: int
+    packets_without_ports: int
+    snap_cut: int  # frames shorter than on the wire
+    tcp_packets: int
+    tcp_data_packets: int
+    syns: int
+    rsts: int
+    retransmissions: int
+    retransmitted_bytes: int
+    zero_windows: int
+    tcp_headers_missing: int
+    handshakes: int
+    dns_packets: int
+    dns_queries: int
+    dns_responses: int
+    dns_unparsed: int
+    icmp_unreachable: int
+    bucket_s: float  # the series before merging down to at most MAX_BUCKETS
+    series_packets: list[int]
+    series_bytes: list[int]
+
+
+def port_or_none(value: int) -> int | None:
+    """Ports are -1 in the pass when they were not captured; the findings say None."""
+    return value if value >= 0 else None
+
+
+def conversation(f: Flow, first: float) -> Conversation:
+    """A retired flow as the findings show it: client and server sides, TCP state in a word."""
+    client_a = f.client_a
+    if client_a:
+        client, cport, server, sport = f.a, f.ap, f.b, f.bp
+        pk_up, by_up, pk_down, by_down = f.pk_ab, f.by_ab, f.pk_ba, f.by_ba
+    else:
+        client, cport, server, sport = f.b, f.bp, f.a, f.ap
+        pk_up, by_up, pk_down, by_down = f.pk_ba, f.by_ba, f.pk_ab, f.by_ab
+    state = ""
+    if f.proto == 6:
+        if f.syns and pk_down == 0:
+            state = "unanswered"
+        elif f.syns and not f.synack and f.flags & 0x04:
+            state = "refused"
+        elif f.flags & 0x04:
+            state = "reset"
+        elif f.flags & 0x01:
+            state = "closed"
+        else:
+            state = "open"
+    return Conversation(
+        proto=proto_name(f.proto),
+        client=fmt_ip(client),
+        client_port=port_or_none(cport),
+        server=fmt_ip(server),
+        server_port=port_or_none(sport),
+        packets=f.pk_ab + f.pk_ba,
+        bytes=f.by_ab + f.by_ba,
+        packets_to_server=pk_up,
+        bytes_to_server=by_up,
+        packets_to_client=pk_down,
+        bytes_to_client=by_down,
+        start_s=round(f.first - first, 6),
+        duration_s=round(f.last - f.first, 6),
+        retransmissions=f.rtx,
+        state=state,
+    )
+
+
+def top_talkers(st: ScanState, total: int, packets: int) -> tuple[list[Talker], str | None]:
+    """The hosts by bytes, and the capture's own host (in at least 90 % of packets) when there is one."""
+    talkers = st.talkers
+    ranked = sorted(talkers.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), fmt_ip(kv[0])))
+    top = [
+        Talker(
+            host=fmt_ip(host),
+            bytes=v[0] + v[1],
+            packets=v[2] + v[3],
+            bytes_sent=v[0],
+            bytes_received=v[1],
+            packets_sent=v[2],
+            packets_received=v[3],
+            share_of_bytes=round((v[0] + v[1]) / total, 4) if total else 0.0,
+        )
+        for host, v in ranked[:TOP_N]
+    ]
+    capture_host = None
+    if ranked and packets:
+        host, v = max(talkers.items(), key=lambda kv: kv[1][2] + kv[1][3])
+        if v[2] + v[3] >= 0.9 * packets:
+            capture_host = fmt_ip(host)
+    return top, capture_host
+
+
+def top_services(st: ScanState, total: int) -> list[Service]:
+    """The services (client ports folded) by bytes."""
+    return [
+        Service(
+            proto=proto_name(proto),
+            client=fmt_ip(client),
+            server=fmt_ip(server),
+            server_port=port_or_none(sport),
+            conversations=agg.conversations,
+            packets=agg.packets,
+            bytes=agg.bytes,
+            data_packets=agg.data_packets,
+            retransmissions=agg.retransmissions,
+            zero_windows=agg.zero_windows,
+            share_of_bytes=round(agg.bytes / total, 4) if total else 0.0,
+        )
+        for (client, server, sport, proto), agg in sorted(
+            st.services.items(), key=lambda kv: (-kv[1].bytes, -kv[1].packets, str(kv[0]))
+        )[:TOP_N]
+    ]
+
+
+def worst_service(st: ScanState, attr: str) -> str | None:
+    """The service with the most of ``attr`` (retransmissions, zero windows), as a label, if any has some."""
+    key, agg = max(st.services.items(), key=lambda kv: getattr(kv[1], attr), default=(None, None))
+    if key is None or agg is None or not getattr(agg, attr):
+        return None
+    client, server, sport, proto = key
+    return endpoint_label(fmt_ip(client), None, fmt_ip(server), port_or_none(sport), proto_name(proto))

@@ -6,13 +6,13 @@ import math
 from pathlib import Path
 from typing import BinaryIO
 
-from .dissect import _IP4, _IP6, _PORTS, _TCP, _UDP, _ipv6_ext, _link
-from .dns import _dns
-from .findings import MAX_BUCKETS, Findings
-from .flows import _Flow, _State
-from .icmp import _unreachable
-from .readers import _open
-from .summary import _findings
+from ._dissect import IP4, IP6, PORTS, TCP, UDP, link_offset, skip_ipv6_ext
+from ._dns import count_dns
+from ._findings import MAX_BUCKETS, Findings
+from ._flows import Flow, ScanState, Totals
+from ._icmp import count_unreachable
+from ._readers import READ_SIZE, open_capture
+from ._summary import build_findings
 
 _FINE_BUCKETS = 4 * MAX_BUCKETS  # the pass keeps a finer series and merges it down at the end
 _MASK32 = 0xFFFFFFFF
@@ -27,19 +27,22 @@ def analyze_file(path: str | Path, *, max_flows: int = 10_000) -> Findings:
         return analyze(fh, max_flows=max_flows)
 
 
-def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
-    """Analyse a pcap/pcapng stream in one pass; raises ``CaptureReadError`` if it is not a capture."""
+def analyze(stream: BinaryIO, *, max_flows: int = 10_000, read_size: int = READ_SIZE) -> Findings:
+    """Analyse a pcap/pcapng stream in one pass; raises ``CaptureReadError`` if it is not a capture.
+
+    ``max_flows`` bounds the conversation table (memory); ``read_size`` is the bytes per read.
+    """
     if max_flows < 4:
         raise ValueError("max_flows must be at least 4")
-    info, records = _open(stream)
-    st = _State(max_flows)
+    info, records = open_capture(stream, read_size)
+    st = ScanState(max_flows)
     flows = st.flows
     flows_get = flows.get
-    ip4 = _IP4.unpack_from
-    ip6 = _IP6.unpack_from
-    tcp_u = _TCP.unpack_from
-    ports_u = _PORTS.unpack_from
-    udp_u = _UDP.unpack_from
+    ip4 = IP4.unpack_from
+    ip6 = IP6.unpack_from
+    tcp_u = TCP.unpack_from
+    ports_u = PORTS.unpack_from
+    udp_u = UDP.unpack_from
 
     packets = total = captured = 0
     first = math.inf
@@ -111,7 +114,7 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
                 et = (buf[l3 + 2] << 8) | buf[l3 + 3]
                 l3 += 4
         else:
-            l3, et = _link(link, buf, off, cap)
+            l3, et = link_offset(link, buf, off, cap)
 
         # ---- network layer
         if et == 0x0800:
@@ -133,7 +136,7 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
             l4 = l3 + 40
             has_l4 = True
             if proto in (0, 43, 44, 60, 51):
-                proto, l4, payload_len, has_l4 = _ipv6_ext(buf, l4, end, proto, payload_len)
+                proto, l4, payload_len, has_l4 = skip_ipv6_ext(buf, l4, end, proto, payload_len)
         else:
             other_pk += 1
             other_by += wire
@@ -170,7 +173,7 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
                 st.evict()
             st.flow_order += 1
             st.conversations += 1
-            f = flows[key] = _Flow(key, ts, fwd, st.flow_order)
+            f = flows[key] = Flow(key, ts, fwd, st.flow_order)
             if len(flows) > st.peak:
                 st.peak = len(flows)
         if fwd:
@@ -220,7 +223,6 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
                             rtx += 1
                             rtx_by += wire
                             f.rtx += 1
-                            f.rtx_by += wire
                     else:
                         h = e
                 if fwd:
@@ -235,7 +237,7 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
                 if ulen < 8 or start + ulen - 8 > end:
                     dns_bad += 1
                 else:
-                    kind = _dns(st, buf[start : start + ulen - 8])
+                    kind = count_dns(st, buf[start : start + ulen - 8])
                     if kind == 1:
                         dns_q += 1
                     elif kind == 2:
@@ -246,24 +248,40 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
             itype = buf[l4]
             if (itype == 3 and proto == 1) or (itype == 1 and proto == 58):
                 icmp_unreach += 1
-                _unreachable(st, buf, l4, end, src, proto, itype, buf[l4 + 1])
+                count_unreachable(st, buf, l4, end, src, proto, itype, buf[l4 + 1])
 
     # -------------------------------------------------------------------------------------------------
     for f in list(flows.values()):
         st.retire(f)
-    return _findings(
+    return build_findings(
         st,
         info,
-        packets=packets,
-        total=total,
-        captured=captured,
-        first=first,
-        last=last,
-        other=(other_pk, other_by),
-        no_ports=no_ports,
-        snap_cut=snap_cut,
-        tcp=(tcp_pk, tcp_data, syns, rsts, rtx, rtx_by, zwin, tcp_nohdr, handshakes),
-        dns=(dns_pk, dns_q, dns_r, dns_bad),
-        icmp_unreach=icmp_unreach,
-        series=(s_width, s_pk[: s_hi + 1] if packets else [], s_by[: s_hi + 1] if packets else []),
+        Totals(
+            packets=packets,
+            bytes=total,
+            captured_bytes=captured,
+            first=first,
+            last=last,
+            other_packets=other_pk,
+            other_bytes=other_by,
+            packets_without_ports=no_ports,
+            snap_cut=snap_cut,
+            tcp_packets=tcp_pk,
+            tcp_data_packets=tcp_data,
+            syns=syns,
+            rsts=rsts,
+            retransmissions=rtx,
+            retransmitted_bytes=rtx_by,
+            zero_windows=zwin,
+            tcp_headers_missing=tcp_nohdr,
+            handshakes=handshakes,
+            dns_packets=dns_pk,
+            dns_queries=dns_q,
+            dns_responses=dns_r,
+            dns_unparsed=dns_bad,
+            icmp_unreachable=icmp_unreach,
+            bucket_s=s_width,
+            series_packets=s_pk[: s_hi + 1] if packets else [],
+            series_bytes=s_by[: s_hi + 1] if packets else [],
+        ),
     )
