@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._dissect import proto_name
-from ._findings import TOP_N, Conversation, Service, Talker, endpoint_label, fmt_ip
+from ._findings import TOP_N, Conversation, Service, Talker, fmt_ip
 
 _RTT_SAMPLES = 20_000
 
@@ -45,6 +45,7 @@ class Flow:
 
     __slots__ = (
         "a",
+        "ack_wait",
         "ap",
         "b",
         "bp",
@@ -56,12 +57,14 @@ class Flow:
         "flags",
         "hi_ab",
         "hi_ba",
+        "irtt",
         "last",
         "order",
         "pk_ab",
         "pk_ba",
         "proto",
-        "rtx",
+        "rtx_ab",
+        "rtx_ba",
         "syn_ts",
         "synack",
         "syns",
@@ -77,8 +80,10 @@ class Flow:
         self.syns = 0
         self.syn_ts = -1.0
         self.synack = False
-        self.flags = 0  # TCP flags seen (OR), bit 8 = SYN-ACK, bit 9 = RST from the responder
-        self.data_pk = self.rtx = self.zwin = 0
+        self.ack_wait = False  # SYN-ACK seen, the client's ACK not yet: it ends the handshake round trip
+        self.irtt = -1.0  # SYN -> client's ACK in ms (the whole round trip, wherever the capture point is)
+        self.flags = 0  # TCP flags seen (OR), bit 9 (0x200) = a RST from the responder
+        self.data_pk = self.rtx_ab = self.rtx_ba = self.zwin = 0
         self.order = order
 
 
@@ -92,6 +97,8 @@ class ServiceAgg:
     data_packets: int = 0
     retransmissions: int = 0
     zero_windows: int = 0
+    handshakes_timed: int = 0
+    rtt_sum_ms: float = 0.0
 
 
 class ScanState:
@@ -113,7 +120,15 @@ class ScanState:
         self.unanswered_by_source = TopCounter(4096)
         self.unanswered_targets = TopCounter(4096)
         self.rsts_by_source = TopCounter(4096)
+        self.refused_connections = 0
+        self.refused_targets = TopCounter(4096)
+        self.refused_by_source = TopCounter(4096)
+        self.rtx_by_sender = TopCounter(4096)
         self.zwin_by_source = TopCounter(4096)
+        # connection attempts that carried no data (unanswered, refused, or reset right after the
+        # handshake), per client: the distinct (server, port) pairs it tried, to tell a scan from a flood
+        self.probes: dict[Any, set[tuple[Any, int]]] = {}
+        self.probe_cap = 4096
         self.rtts: list[float] = []
         self.rtt_seen = 0
         self.rtt_rng = random.Random(0)  # noqa: S311 - reservoir sampling, not security
@@ -121,6 +136,9 @@ class ScanState:
         self.dns_names = TopCounter(4096)
         self.dns_failed = TopCounter(4096)
         self.dns_rcodes: dict[str, int] = {}
+        self.dns_queries_to = TopCounter(1024)  # by server
+        self.dns_answers_from = TopCounter(1024)
+        self.dns_failures_from = TopCounter(1024)
         self.icmp_codes: dict[tuple[int, int], int] = {}
         self.icmp_sources = TopCounter(4096)
         self.icmp_targets = TopCounter(4096)
@@ -153,11 +171,23 @@ class ScanState:
         responder_packets = f.pk_ba if client_a else f.pk_ab
         client, server = (f.a, f.b) if client_a else (f.b, f.a)
         sport = f.bp if client_a else f.ap
-        if f.syns and responder_packets == 0:
-            self.syns_unanswered += f.syns
-            self.unanswered_connections += 1
-            self.unanswered_by_source.add(client, f.syns)
-            self.unanswered_targets.add((server, sport), f.syns)
+        if f.syns:
+            refused = not f.synack and f.flags & 0x200
+            if responder_packets == 0:
+                self.syns_unanswered += f.syns
+                self.unanswered_connections += 1
+                self.unanswered_by_source.add(client, f.syns)
+                self.unanswered_targets.add((server, sport), f.syns)
+            elif refused:
+                self.refused_connections += 1
+                self.refused_targets.add((server, sport))
+                self.refused_by_source.add(client)
+            if not f.data_pk and (responder_packets == 0 or refused or f.flags & 0x04):
+                self._probe(client, server, sport)
+        if f.rtx_ab:
+            self.rtx_by_sender.add(f.a, f.rtx_ab)
+        if f.rtx_ba:
+            self.rtx_by_sender.add(f.b, f.rtx_ba)
         packets = f.pk_ab + f.pk_ba
         size = f.by_ab + f.by_ba
         # the flow's totals feed the protocol mix and the talkers: every IP packet is in exactly one flow,
@@ -197,8 +227,21 @@ class ScanState:
         agg.packets += packets
         agg.bytes += size
         agg.data_packets += f.data_pk
-        agg.retransmissions += f.rtx
+        agg.retransmissions += f.rtx_ab + f.rtx_ba
         agg.zero_windows += f.zwin
+        if f.irtt >= 0:
+            agg.handshakes_timed += 1
+            agg.rtt_sum_ms += f.irtt
+
+    def _probe(self, client: Any, server: Any, port: int) -> None:
+        tried = self.probes.get(client)
+        if tried is None:
+            if len(self.probes) >= self.probe_cap:
+                keep = sorted(self.probes.items(), key=lambda kv: len(kv[1]), reverse=True)
+                self.probes = dict(keep[: self.probe_cap // 2])
+            tried = self.probes[client] = set()
+        if len(tried) < 4096:
+            tried.add((server, port))
 
     def rtt(self, value: float) -> None:
         """Keep a handshake round trip: every sample up to the cap, then a uniform reservoir."""
@@ -251,6 +294,7 @@ class Totals:
     bucket_s: float  # the series before merging down to at most MAX_BUCKETS
     series_packets: list[int]
     series_bytes: list[int]
+    series_events: dict[str, list[int]]  # syns, rsts, retransmissions, dns_failures, ... per bucket
 
 
 def port_or_none(value: int) -> int | None:
@@ -293,7 +337,7 @@ def conversation(f: Flow, first: float) -> Conversation:
         bytes_to_client=by_down,
         start_s=round(f.first - first, 6),
         duration_s=round(f.last - f.first, 6),
-        retransmissions=f.rtx,
+        retransmissions=f.rtx_ab + f.rtx_ba,
         state=state,
     )
 
@@ -343,12 +387,3 @@ def top_services(st: ScanState, total: int) -> list[Service]:
             st.services.items(), key=lambda kv: (-kv[1].bytes, -kv[1].packets, str(kv[0]))
         )[:TOP_N]
     ]
-
-
-def worst_service(st: ScanState, attr: str) -> str | None:
-    """The service with the most of ``attr`` (retransmissions, zero windows), as a label, if any has some."""
-    key, agg = max(st.services.items(), key=lambda kv: getattr(kv[1], attr), default=(None, None))
-    if key is None or agg is None or not getattr(agg, attr):
-        return None
-    client, server, sport, proto = key
-    return endpoint_label(fmt_ip(client), None, fmt_ip(server), port_or_none(sport), proto_name(proto))

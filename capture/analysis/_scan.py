@@ -17,8 +17,16 @@ from ._summary import build_findings
 _FINE_BUCKETS = 4 * MAX_BUCKETS  # the pass keeps a finer series and merges it down at the end
 _MASK32 = 0xFFFFFFFF
 _HALF32 = 0x80000000
+# the per-bucket event series, in the order the pass keeps them
+_EVENTS = ("syns", "rsts", "retransmissions", "dns_failures", "icmp_unreachable", "zero_windows")
 # bucket widths in units of 10 ms; each divides the next, so buckets merge exactly
 _LADDER = (1, 2, 10, 20, 100, 200, 1000, 2000, 6000, 12000, 60000, 120000, 360000, 720000)
+
+
+def _merged(values: list[int], k: int) -> list[int]:
+    """Buckets merged ``k`` to one, padded back to the fine length (the series grows into the rest)."""
+    out = [sum(values[i : i + k]) for i in range(0, _FINE_BUCKETS, k)]
+    return out + [0] * (_FINE_BUCKETS - len(out))
 
 
 def analyze_file(path: str | Path, *, max_flows: int = 10_000) -> Findings:
@@ -59,6 +67,8 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000, read_size: int = READ_
     s_inv = 1.0 / s_width
     s_pk = [0] * _FINE_BUCKETS
     s_by = [0] * _FINE_BUCKETS
+    # the events a headline can rest on, per bucket (index: _EVENTS)
+    s_syn, s_rst, s_rtx, s_dnsf, s_icmp, s_zw = ev = [[0] * _FINE_BUCKETS for _ in _EVENTS]
     s_t0 = 0.0
     s_hi = 0
 
@@ -83,10 +93,9 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000, read_size: int = READ_
                     _LADDER[s_level - 1] if s_level - 1 < len(_LADDER) else _LADDER[-1] * 2 ** (s_level - 14)
                 )
                 k = new_width // old_width
-                s_pk = [sum(s_pk[i : i + k]) for i in range(0, _FINE_BUCKETS, k)]
-                s_by = [sum(s_by[i : i + k]) for i in range(0, _FINE_BUCKETS, k)]
-                s_pk += [0] * (_FINE_BUCKETS - len(s_pk))
-                s_by += [0] * (_FINE_BUCKETS - len(s_by))
+                s_pk = _merged(s_pk, k)
+                s_by = _merged(s_by, k)
+                s_syn, s_rst, s_rtx, s_dnsf, s_icmp, s_zw = ev = [_merged(e, k) for e in ev]
                 s_hi //= k
                 s_width = new_width / 100.0
                 s_inv = 1.0 / s_width
@@ -192,21 +201,33 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000, read_size: int = READ_
                         # SYN-ACK: the handshake RTT from the (last) SYN of the other side
                         if not f.synack and f.syns and f.client_a != fwd:
                             f.synack = True
+                            f.ack_wait = True
                             handshakes += 1
-                            st.rtt((ts - f.syn_ts) * 1000.0)
                     else:
                         syns += 1
+                        s_syn[idx] += 1
                         f.syns += 1
                         f.syn_ts = ts
                         f.client_a = fwd
                 if flags & 0x04:
                     rsts += 1
+                    s_rst[idx] += 1
                     st.rsts_by_source.add(src)
+                    if f.syns and fwd != f.client_a:
+                        flags |= 0x200
                 f.flags |= flags
-            elif win == 0:
-                zwin += 1
-                f.zwin += 1
-                st.zwin_by_source.add(src)
+            else:
+                if win == 0:
+                    zwin += 1
+                    s_zw[idx] += 1
+                    f.zwin += 1
+                    st.zwin_by_source.add(src)
+                if f.ack_wait and fwd == f.client_a:
+                    # the client's ACK of the SYN-ACK: SYN -> ACK is the whole round trip wherever the
+                    # capture point sits (at the client SYN -> SYN-ACK is, at the server SYN-ACK -> ACK)
+                    f.ack_wait = False
+                    f.irtt = (ts - f.syn_ts) * 1000.0
+                    st.rtt(f.irtt)
             plen = payload_len - ((offflags >> 12) << 2)
             if plen > 0:
                 tcp_data += 1
@@ -222,7 +243,11 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000, read_size: int = READ_
                         if not (plen == 1 and d == 0):
                             rtx += 1
                             rtx_by += wire
-                            f.rtx += 1
+                            s_rtx[idx] += 1
+                            if fwd:
+                                f.rtx_ab += 1
+                            else:
+                                f.rtx_ba += 1
                     else:
                         h = e
                 if fwd:
@@ -237,17 +262,20 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000, read_size: int = READ_
                 if ulen < 8 or start + ulen - 8 > end:
                     dns_bad += 1
                 else:
-                    kind = count_dns(st, buf[start : start + ulen - 8])
+                    kind = count_dns(st, buf[start : start + ulen - 8], src, dst)
                     if kind == 1:
                         dns_q += 1
-                    elif kind == 2:
+                    elif kind >= 2:
                         dns_r += 1
+                        if kind == 3:
+                            s_dnsf[idx] += 1
                     else:
                         dns_bad += 1
         elif (proto == 1 or proto == 58) and avail >= 4:
             itype = buf[l4]
             if (itype == 3 and proto == 1) or (itype == 1 and proto == 58):
                 icmp_unreach += 1
+                s_icmp[idx] += 1
                 count_unreachable(st, buf, l4, end, src, proto, itype, buf[l4 + 1])
 
     # -------------------------------------------------------------------------------------------------
@@ -283,5 +311,8 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000, read_size: int = READ_
             bucket_s=s_width,
             series_packets=s_pk[: s_hi + 1] if packets else [],
             series_bytes=s_by[: s_hi + 1] if packets else [],
+            series_events={
+                name: e[: s_hi + 1] if packets else [] for name, e in zip(_EVENTS, ev, strict=True)
+            },
         ),
     )

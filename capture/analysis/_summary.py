@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from ._dns import dns_stats
 from ._findings import MAX_BUCKETS, FileInfo, Findings, FlowTable, Series, Traffic
-from ._flows import ScanState, Totals, conversation, top_services, top_talkers, worst_service
+from ._flows import ScanState, Totals, conversation, top_services, top_talkers
 from ._icmp import icmp_stats
-from ._notable import notable_lines
+from ._notable import notable_lines, ports_hidden
+from ._problems import diagnose, nothing_abnormal
 from ._readers import ReadInfo
 from ._tcp import tcp_health
 
@@ -30,7 +32,21 @@ def series(t: Totals) -> Series:
         s_pk = [sum(s_pk[i : i + k]) for i in range(0, len(s_pk), k)]
         s_by = [sum(s_by[i : i + k]) for i in range(0, len(s_by), k)]
         width = round(width * k, 6)
-    return Series(bucket_s=width, packets=s_pk, bytes=s_by, packets_per_s=[round(n / width, 1) for n in s_pk])
+    ev = t.series_events
+    if k > 1:
+        ev = {name: [sum(e[i : i + k]) for i in range(0, len(e), k)] for name, e in ev.items()}
+    return Series(
+        bucket_s=width,
+        packets=s_pk,
+        bytes=s_by,
+        packets_per_s=[round(n / width, 1) for n in s_pk],
+        syns=ev["syns"],
+        rsts=ev["rsts"],
+        retransmissions=ev["retransmissions"],
+        dns_failures=ev["dns_failures"],
+        icmp_unreachable=ev["icmp_unreachable"],
+        zero_windows=ev["zero_windows"],
+    )
 
 
 def file_info(info: ReadInfo) -> FileInfo:
@@ -91,13 +107,16 @@ def build_findings(st: ScanState, info: ReadInfo, t: Totals) -> Findings:
         dns=dns_stats(st, t),
         icmp=icmp_stats(st, t, proto_pk[1]),
     )
-    findings.notable.extend(
-        notable_lines(
-            findings,
-            snap_cut=t.snap_cut,
-            talkers_dropped=st.talkers_dropped,
-            worst_rtx=worst_service(st, "retransmissions"),
-            worst_zwin=worst_service(st, "zero_windows"),
-        )
-    )
+    problems = diagnose(findings, st)
+    if problems:
+        headline = problems[0].summary[0].upper() + problems[0].summary[1:]
+    else:
+        headline = nothing_abnormal(findings)
+        if ports_hidden(findings, t.snap_cut):
+            headline = (
+                f"Nothing abnormal seen, but packets were cut to {findings.file.snaplen} bytes: "
+                "ports, TCP and DNS were not visible"
+            )
+    findings = replace(findings, problems=problems, headline=headline)
+    findings.notable.extend(notable_lines(findings, snap_cut=t.snap_cut, talkers_dropped=st.talkers_dropped))
     return findings
