@@ -8,7 +8,7 @@ sentence names who is responsible, so the person reading it knows where to look 
 
 from __future__ import annotations
 
-from ._findings import Count, Findings, Problem
+from ._findings import Count, Findings, Problem, endpoint_label
 from ._flows import ScanState
 from ._tcp import scan_targets
 
@@ -27,6 +27,8 @@ PROBLEM_KINDS = (
     "hog",
 )
 SLOW_RTT_MS = 200.0  # handshake p95 above this is slow for anything but the far side of the planet
+HOG_SHARE = 0.5  # one connection with at least this share of the bytes ...
+HOG_MIN_BYTES = 100_000  # ... and at least this many: a capture of a few small exchanges has no hog
 
 
 def n(value: int) -> str:
@@ -52,9 +54,16 @@ def size(value: float) -> str:
     return f"{value:.0f} B"
 
 
+def seconds(value: float) -> str:
+    """A duration a person reads: ``41 ms``, ``2.5 s``, ``1,200 s``."""
+    return f"{value * 1000:,.0f} ms" if value < 1 else f"{value:,.1f} s"
+
+
 def plural(count: int, word: str) -> str:
-    """``1 SYN``, ``2 SYNs``."""
-    return f"{n(count)} {word}{'' if count == 1 else 's'}"
+    """``1 SYN``, ``2 SYNs``, ``2 queries``."""
+    if count == 1:
+        return f"{n(count)} {word}"
+    return f"{n(count)} {word[:-1]}ies" if word.endswith("y") else f"{n(count)} {word}s"
 
 
 def _who(counts: list[Count], limit: int = 3) -> str:
@@ -166,16 +175,18 @@ def diagnose(f: Findings, st: ScanState) -> list[Problem]:
             )
         )
 
-    if tcp.refused >= 3 and tcp.refused_targets:
+    scanners = {c.name for c in tcp.port_scanners}
+    refusing = [c for c in tcp.refused_by_source if c.name not in scanners]  # a scan explains its own
+    if tcp.refused >= 3 and tcp.refused_targets and refusing:
         target = tcp.refused_targets[0]
         more = len(st.refused_targets.counts) - 1
-        src = tcp.refused_by_source[0].name if tcp.refused_by_source else "?"
+        src = refusing[0].name
         found.append(
             Problem(
                 "refused",
                 f"connections refused: {n(tcp.refused)} attempts answered with a reset, "
-                f"top {target.name} (closed port, {n(target.count)})"
-                + (f" and {plural(more, 'other port')}" if more > 0 else "")
+                f"{n(target.count)} to closed port {target.name}"
+                + (f" and more to {plural(more, 'other port')}" if more > 0 else "")
                 + f", from {src}",
                 tcp.refused_targets,
                 "refused attempts by server port",
@@ -247,16 +258,18 @@ def diagnose(f: Findings, st: ScanState) -> list[Problem]:
             )
         )
 
-    if f.top_services and f.bytes:
-        lead = f.top_services[0]
-        if (lead.share_of_bytes >= 0.4 and lead.server != f.capture_host) or lead.share_of_bytes >= 0.6:
+    # one connection (not a service: a file transfer, a backup) with most of the bytes of a busy capture
+    if f.top_conversations_by_bytes and f.bytes and f.flows.conversations >= 3:
+        lead = f.top_conversations_by_bytes[0]
+        if lead.bytes >= HOG_MIN_BYTES and lead.bytes >= HOG_SHARE * f.bytes:
+            ends = endpoint_label(lead.client, lead.client_port, lead.server, lead.server_port, lead.proto)
             found.append(
                 Problem(
                     "hog",
-                    f"one conversation carried {pct(lead.bytes, f.bytes)} of bytes: {lead.label} "
-                    f"({size(lead.bytes)})",
-                    [Count(t.host, t.bytes) for t in f.top_talkers if t.host != f.capture_host],
-                    "bytes by peer",
+                    f"one conversation carried {pct(lead.bytes, f.bytes)} of bytes: {ends} "
+                    f"({size(lead.bytes)} in {seconds(lead.duration_s)})",
+                    [Count(c.label, c.bytes) for c in f.top_conversations_by_bytes],
+                    "bytes by conversation",
                     "bytes",
                 )
             )

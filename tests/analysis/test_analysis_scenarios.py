@@ -193,9 +193,9 @@ def test_retransmissions(capture: CaptureFactory) -> None:
     top = f.top_services[0]
     assert (top.client, top.server, top.server_port) == (VM, DB, 5432)
     assert top.retransmissions == t.retransmissions
-    assert [p.kind for p in f.problems] == ["packet-loss", "hog"]
-    assert f.notable[1].startswith(f"One conversation carried {100 * top.bytes / f.bytes:.0f}% of bytes: ")
-    assert f"{VM} → {DB}:5432" in f.notable[1]
+    # the bulk uploads share a pool of three connections: no single one hogs the bytes
+    assert [p.kind for p in f.problems] == ["packet-loss"]
+    assert top.share_of_bytes > 0.5
     assert sum(c.retransmissions for c in f.top_conversations_by_bytes) <= t.retransmissions
 
 
@@ -240,7 +240,7 @@ def test_unreachable(capture: CaptureFactory) -> None:
     if refused >= 3:
         assert "refused" in kinds
         line = next(x for x in f.notable if x.startswith("Connections refused"))
-        assert f"{SYSLOG}:8080 (closed port" in line
+        assert f"{refused:,} to closed port {SYSLOG}:8080, from {VM}" in line
     # SYNs to the dead host were answered by ICMP host unreachable: not "dropped silently"
     assert "dropped-syns" not in kinds
 
