@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from capture.analysis import Findings, analyze
+from capture.analysis import PROBLEM_KINDS, Findings, analyze, report_headline
 from emulator.pcapgen import (
     DB,
     DEAD_HOST,
@@ -137,6 +137,23 @@ def test_headline_names_the_culprit(capture: CaptureFactory, scenario: str) -> N
     for culprit in culprits:
         assert culprit in f.headline, (culprit, f.headline)
     assert not f.headline.startswith("Nothing abnormal")
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_problems_come_in_order_of_importance(capture: CaptureFactory, scenario: str) -> None:
+    kinds = [p.kind for p in run(capture(scenario)).problems]
+    assert kinds == sorted(kinds, key=PROBLEM_KINDS.index)
+    assert len(set(kinds)) == len(kinds)
+
+
+def test_report_headline_puts_the_vm_and_alert_after_the_finding(capture: CaptureFactory) -> None:
+    f = run(capture("synflood"))
+    line = report_headline(f.headline, vm="vm-web-1", alert="vm-web-cpu", severity="Sev2")
+    assert line == f"{f.headline}; vm-web-1, alert vm-web-cpu Sev2"
+    assert line.startswith(f"SYN flood towards {VM}:443 from 3 sources")
+    assert report_headline("Nothing abnormal: 3 packets", vm="vm-1") == "Nothing abnormal: 3 packets; vm-1"
+    assert report_headline("x", alert="rule") == "x; alert rule"
+    assert report_headline("x") == "x"
 
 
 def test_web_is_unremarkable(capture: CaptureFactory) -> None:
