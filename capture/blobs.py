@@ -128,7 +128,7 @@ def _analyze_into(report: Report, service: BlobServiceClient) -> None:
         )
         report.summary_path = summary_path
         service.get_blob_client(container, _sibling(name, ".png")).upload_blob(
-            render_chart(findings), overwrite=True
+            render_chart(findings, vm=report.vm, alert=report.rule), overwrite=True
         )
         report.chart_path = chart_path
     except AzureError as exc:
