@@ -150,6 +150,9 @@ class TcpHealth:
     unanswered_connections: int
     unanswered_by_source: list[Count]
     unanswered_targets: list[Count]
+    half_open: int  # handshakes answered with a SYN-ACK that the client never acknowledged
+    half_open_by_source: list[Count]
+    half_open_targets: list[Count]
     handshakes: int
     handshake_rtt: Rtt
     rsts: int

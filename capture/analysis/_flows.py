@@ -119,6 +119,11 @@ class ScanState:
         self.unanswered_connections = 0
         self.unanswered_by_source = TopCounter(4096)
         self.unanswered_targets = TopCounter(4096)
+        # handshakes the server answered but the client never completed (a spoofed SYN flood's signature
+        # when the server is listening): by client and by server:port
+        self.half_open = 0
+        self.half_open_by_source = TopCounter(4096)
+        self.half_open_targets = TopCounter(4096)
         self.rsts_by_source = TopCounter(4096)
         self.refused_connections = 0
         self.refused_targets = TopCounter(4096)
@@ -182,6 +187,10 @@ class ScanState:
                 self.refused_connections += 1
                 self.refused_targets.add((server, sport))
                 self.refused_by_source.add(client)
+            elif f.ack_wait and not f.data_pk and not f.flags & 0x05:
+                self.half_open += 1
+                self.half_open_by_source.add(client)
+                self.half_open_targets.add((server, sport))
             if not f.data_pk and (responder_packets == 0 or refused or f.flags & 0x04):
                 self._probe(client, server, sport)
         if f.rtx_ab:

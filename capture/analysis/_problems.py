@@ -76,22 +76,30 @@ def diagnose(f: Findings, st: ScanState) -> list[Problem]:
     tcp, dns, icmp = f.tcp, f.dns, f.icmp
     found: list[Problem] = []
 
-    flood_target = tcp.unanswered_targets[0] if tcp.unanswered_targets else None
-    is_flood = (
-        flood_target is not None
-        and tcp.unanswered_connections >= 100
-        and tcp.syns_unanswered < 1.5 * tcp.unanswered_connections  # new connections, not retries
-        and flood_target.count >= 0.8 * tcp.syns_unanswered
-    )
-    if is_flood and flood_target is not None:
-        sources = len(st.unanswered_by_source.counts)
+    # a SYN flood: many new connections to one port that never complete, either unanswered (the server
+    # or a filter drops them) or answered with a SYN-ACK the (spoofed) client never acknowledges
+    is_flood = False
+    if tcp.unanswered_connections >= tcp.half_open:
+        attempts, by_source, targets = (
+            tcp.unanswered_connections,
+            tcp.unanswered_by_source,
+            tcp.unanswered_targets,
+        )
+        counted, distinct = tcp.syns_unanswered, len(st.unanswered_by_source.counts)
+        what = f"{n(tcp.syns_unanswered)} SYNs unanswered"
+    else:
+        attempts, by_source, targets = tcp.half_open, tcp.half_open_by_source, tcp.half_open_targets
+        counted, distinct = tcp.half_open, len(st.half_open_by_source.counts)
+        what = f"{n(tcp.half_open)} handshakes never completed (SYN-ACK unanswered)"
+    if targets and attempts >= 100 and counted < 1.5 * attempts and targets[0].count >= 0.8 * counted:
+        is_flood = True
         found.append(
             Problem(
                 "syn-flood",
-                f"SYN flood towards {flood_target.name} from {plural(sources, 'source')}, "
-                f"{n(tcp.syns_unanswered)} SYNs unanswered, most from {_who(tcp.unanswered_by_source)}",
-                tcp.unanswered_by_source,
-                "unanswered SYNs by source",
+                f"SYN flood towards {targets[0].name} from {plural(distinct, 'source')}, {what}, "
+                f"most from {_who(by_source)}",
+                by_source,
+                "failed connection attempts by source",
                 "syns",
             )
         )

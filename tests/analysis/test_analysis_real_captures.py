@@ -30,6 +30,7 @@ EXPECTED: dict[str, tuple[str | None, list[str]]] = {
     "zero-window": ("zero-window", [VM, f"{VM} → {PEER}:9200"]),
     "port-scan": ("port-scan", [f"Port scan from {VM}", f"on {PEER}"]),
     "hog": ("hog", [f"→ {PEER}:9100"]),
+    "syn-flood": ("syn-flood", [f"SYN flood towards {VM}:443 from 3 sources", "198.51.100.23 (57)"]),
 }
 
 
@@ -92,6 +93,16 @@ def test_nothing_abnormal_says_so_and_what_was_there() -> None:
     assert f"busiest peer {PEER}" in f.headline
     assert f.dns.servers[0].server == PEER
     assert f.dns.servers[0].answers == f.dns.servers[0].queries == 12
+
+
+def test_a_flood_on_a_listening_port_is_half_open_handshakes() -> None:
+    """The VM answers spoofed SYNs; nobody completes the handshakes: the flood is the SYN-ACKs left hanging."""
+    f = analysed("syn-flood")
+    assert f.tcp.syns_unanswered == 0
+    assert f.tcp.half_open == f.tcp.syns == 110
+    assert {c.name for c in f.tcp.half_open_by_source} == {"198.51.100.23", "203.0.113.77", "192.0.2.200"}
+    assert f.tcp.half_open_targets[0].name == f"{VM}:443"
+    assert f.problems[0].culprits[0].name == "198.51.100.23"
 
 
 def test_a_scan_is_not_reported_as_refused_connections() -> None:

@@ -13,7 +13,9 @@ Two pieces are written here: a small DNS responder in the peer (NOERROR, NXDOMAI
 ``broken.test``, SERVFAIL under ``flaky.test``), and, for the loss and round-trip recordings, a "wire": a
 third namespace ``pcap-wan`` that forwards Ethernet frames between two veth pairs through AF_PACKET
 sockets after a fixed delay, dropping a seeded share of the large (data) frames. It stands in for netem,
-which this machine's kernel does not have; the TCP endpoints on both sides are the kernel's own.
+which this machine's kernel does not have; the TCP endpoints on both sides are the kernel's own. The SYN
+flood's SYNs are written to a raw socket with spoofed sources, as flood tools do; the VM's answers are its
+kernel's.
 """
 
 from __future__ import annotations
@@ -77,6 +79,25 @@ while True:
     while queue and queue[0][0] <= now:
         _, _, out, frame = heapq.heappop(queue)
         out.send(frame)
+"""
+SPOOFED_SYNS = r"""
+import random, socket, struct, time
+rng = random.Random(3)
+sources = ["198.51.100.23", "203.0.113.77", "192.0.2.200"]
+dst = socket.inet_aton("10.99.0.1")
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)  # we write the IP header
+def checksum(data):
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+for i in range(110):
+    src = socket.inet_aton(rng.choices(sources, [0.55, 0.3, 0.15])[0])
+    tcp = struct.pack("!HHIIBBHHH", 20000 + i, 443, rng.getrandbits(32), 0, 5 << 4, 0x02, 64240, 0, 0)
+    tcp = tcp[:16] + struct.pack("!H", checksum(src + dst + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, i, 0, 64, 6, 0, src, dst)  # the kernel fills the checksum
+    raw.sendto(ip + tcp, ("10.99.0.1", 0))
+    time.sleep(0.004)
 """
 SINK = r"""
 import socket
@@ -363,6 +384,25 @@ def zero_window() -> None:
         stop(procs)
 
 
+def syn_flood() -> None:
+    """Spoofed SYNs from 3 addresses that do not exist to a listening port: the VM answers every one with
+    a SYN-ACK (and retransmits it) that nobody acknowledges."""
+    sh(*in_ns(VM, "ip", "route", "add", "default", "via", PEER_IP))  # SYN-ACKs go towards the spoofers ...
+    for ns in (VM, PEER):
+        sh(*in_ns(ns, "sysctl", "-q", "-w", "net.ipv4.conf.all.rp_filter=0"))
+    listener = python_in(
+        VM,
+        "import socket, time\ns = socket.socket(); s.bind(('0.0.0.0', 443))\ns.listen(4096); time.sleep(30)",
+    )
+    time.sleep(1.0)
+    try:
+        with capture("syn-flood", snaplen=64):
+            run_in(PEER, SPOOFED_SYNS)  # ... where nothing forwards them: they vanish
+            time.sleep(1.2)  # the first SYN-ACK retransmissions
+    finally:
+        stop([listener])
+
+
 def port_scan() -> None:
     procs = servers(SINK)
     try:
@@ -406,6 +446,7 @@ RECORDINGS: dict[str, tuple[Callable[[], None], tuple[float, float] | None]] = {
     "udp-unreachable": (udp_unreachable, None),
     "zero-window": (zero_window, None),
     "port-scan": (port_scan, None),
+    "syn-flood": (syn_flood, None),
     "hog": (hog, None),
 }
 
@@ -413,7 +454,7 @@ RECORDINGS: dict[str, tuple[Callable[[], None], tuple[float, float] | None]] = {
 COUNTS = {
     "packets": "frame",
     "syns": "tcp.flags.syn == 1 && tcp.flags.ack == 0",
-    "synacks": "tcp.flags.syn == 1 && tcp.flags.ack == 1",
+    "synacks": "tcp.flags.syn == 1 && tcp.flags.ack == 1 && !tcp.analysis.retransmission",
     "rsts": "tcp.flags.reset == 1",
     # data segments sent again; at a receiver Wireshark calls a hole filled sooner than its RTT estimate
     # "out-of-order" (it cannot tell), and the wire here never reorders: those are retransmissions too
