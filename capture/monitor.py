@@ -34,7 +34,7 @@ from capture.blobs import Analyzer
 from capture.naming import PathInfo, is_ours, names_capture, parse_storage_path
 from capture.notify import deliver
 from capture.queueing import Enqueued, ReportQueue, ReportRequest
-from capture.resource_ids import InvalidResourceId, ResourceId, parse_resource_id
+from capture.resource_ids import InvalidResourceId, ResourceId, fold, parse_resource_id
 from capture.schedule import is_due
 from capture.settings import Settings
 from capture.views import Analysis, CaptureView, capture_view, stop_reason_text
@@ -56,7 +56,7 @@ def _target(resource: CaptureInfo) -> ResourceId | None:
     if not resource.target:
         return None
     raw = resource.target
-    if (resource.target_type or "").casefold() == "azurevmss":
+    if fold(resource.target_type or "") == "azurevmss":
         if len(resource.include) != 1:
             return None
         raw = f"{raw.rstrip('/')}/virtualMachines/{resource.include[0]}"
@@ -75,7 +75,7 @@ def owns(resource: CaptureInfo, settings: Settings) -> bool:
         return False
     if settings.storage_account_id and settings.storage_account_name:
         return (
-            (resource.storage_id or "").casefold() == settings.storage_account_id.casefold()
+            fold(resource.storage_id or "") == fold(settings.storage_account_id)
             and resource.storage_path is not None
             and names_capture(resource.storage_path, settings.storage_account_name, resource.name, target)
         )
@@ -84,8 +84,8 @@ def owns(resource: CaptureInfo, settings: Settings) -> bool:
     return (
         resource.storage_id is None
         and local is not None
-        and (resource.file_path or "").casefold().rstrip("/\\")
-        in {f"{local}/{resource.name}.cap".casefold(), f"{local}\\{resource.name}.cap".casefold()}
+        and fold(resource.file_path or "").rstrip("/\\")
+        in {fold(f"{local}/{resource.name}.cap"), fold(f"{local}\\{resource.name}.cap")}
     )
 
 
@@ -155,7 +155,7 @@ class Monitor:
         if self.settings.allowed_scopes:
             seen: dict[str, str] = {}
             for scope in self.settings.allowed_scopes:
-                seen.setdefault(scope.subscription.casefold(), scope.subscription)
+                seen.setdefault(fold(scope.subscription), scope.subscription)
             return list(seen.values())
         return self.arm.list_subscriptions()
 
@@ -176,7 +176,7 @@ class Monitor:
 
     def find(self, name: str) -> OurCapture | None:
         for capture in self.our_captures():
-            if capture.name.casefold() == name.casefold():
+            if fold(capture.name) == fold(name):
                 return capture
         return None
 
@@ -216,7 +216,7 @@ class Monitor:
             log.warning(json.dumps({"event": "monitor_error", "error": exc.code}))
             return result
         for capture in captures:
-            state = (capture.resource.provisioning_state or "").casefold()
+            state = fold(capture.resource.provisioning_state or "")
             if state == "deleting":
                 continue  # being cleaned up: its report was delivered
             if state != "failed" and not self.due(capture, now):
@@ -264,13 +264,13 @@ class Monitor:
                 report, "failed", "Azure could not create the capture (provisioningState Failed)"
             )
         status = self.arm.capture_status(capture.watcher, capture.name)
-        if status.status.casefold() == "stopped" and not status.errors:
+        if fold(status.status) == "stopped" and not status.errors:
             return self._final(capture.view(status), "completed")
         if status.ended:
             return self._final(capture.view(status), "failed")
         grace = timedelta(seconds=self.settings.start_grace_seconds)
         path = capture.path
-        if status.status.casefold() == "notstarted" and path is not None and now - path.started > grace:
+        if fold(status.status) == "notstarted" and path is not None and now - path.started > grace:
             return self._final(
                 capture.view(status),
                 "failed",
@@ -299,7 +299,7 @@ class Monitor:
         resource = self.arm.get_capture(watcher, request.capture)
         if resource is None or not owns(resource, self.settings):
             return None
-        if (resource.provisioning_state or "").casefold() == "deleting":
+        if fold(resource.provisioning_state or "") == "deleting":
             return None
         if request.storage_path and (resource.storage_path or "") != request.storage_path:
             return None  # a later capture reusing the name: the scheduler queues that one itself
@@ -336,7 +336,7 @@ class Monitor:
         capture = self._current(request)
         if capture is None:
             return ReportResult(request.capture, "gone")
-        state = (capture.resource.provisioning_state or "").casefold()
+        state = fold(capture.resource.provisioning_state or "")
         report = self._finished(capture, state, self.clock())
         if report is None:
             if self.queue is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -60,9 +61,14 @@ def world(
         capture.reset()
 
 
-def start(call: Any, world: Emulator, target: str, reason: str = "incident") -> str:
+def start(call: Any, world: Emulator, target: str, reason: str | None = None) -> str:
     """Start a capture; the frozen emulated clock then catches up with the wall clock the app's
-    storage path took its start time from, so ages on both clocks agree."""
+    storage path took its start time from, so ages on both clocks agree.
+
+    Each test's alert is its own (a fresh reason): the tests share one Azurite, and the same alert in
+    the same second would be the same capture, with the same file and queue marker.
+    """
+    reason = reason or f"incident {uuid.uuid4().hex[:8]}"
     status, body, _ = call("alert_webhook", request(body={"targets": [target], "reason": reason}))
     assert status == 202, body
     world.advance(max(0.0, time.time() - world.clock.now()))
@@ -93,7 +99,7 @@ def blob_names(azurite: Azurite, tls_files: tuple[Path, Path]) -> list[str]:
 def test_capture_runs_stops_and_is_reported_once_with_one_message_then_deleted(
     call, world, receiver, azurite, tls_files, queues
 ):
-    name = start(call, world, VM_WEB_1, "SYN storm on web")
+    name = start(call, world, VM_WEB_1, f"SYN storm on web {uuid.uuid4().hex[:8]}")
     first = monitor(world).schedule()
     assert (first.queued, first.still_open, first.checked) == ([], 1, 0)  # not due: no status query
     world.advance(5)
