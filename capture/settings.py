@@ -140,6 +140,9 @@ def _filters(raw: Any) -> Any:
 Filters = Annotated[tuple[CaptureFilter, ...], BeforeValidator(_filters)]
 
 
+MAX_LINK_LIFETIME_HOURS = 7 * 24
+
+
 class CaptureOptions(BaseModel):
     """What one capture is created with: settings, narrowed by validated alert overrides."""
 
@@ -178,6 +181,8 @@ class Settings(BaseSettings):
     notify_format: Literal["json", "teams", "slack"] = "json"
     blob_endpoint: str | None = None
     analyze: bool = True
+    # Download links are user-delegation SAS URLs; storage caps a delegation key (so a link) at 7 days.
+    link_lifetime_hours: int = Field(default=24, ge=1, le=MAX_LINK_LIFETIME_HOURS)
 
     @model_validator(mode="before")
     @classmethod

@@ -17,7 +17,7 @@ from pydantic.alias_generators import to_camel
 from capture.arm import CaptureInfo, CaptureStatus, Watcher
 from capture.naming import parse_storage_path
 
-__all__ = ["AlertRef", "Analysis", "CaptureView", "capture_view", "stop_reason_text"]
+__all__ = ["AlertRef", "Analysis", "CaptureView", "Links", "capture_view", "stop_reason_text"]
 
 
 # ISO 8601 as Python writes it ("+00:00"), as the reports always had it.
@@ -45,6 +45,18 @@ class Analysis(_Camel):
     chart_path: str | None = None
 
 
+class Links(_Camel):
+    """Download links that open without keys: user-delegation SAS URLs, made fresh for each reader.
+
+    Never stored (the stored report has none) and never logged: each URL carries a signature.
+    """
+
+    file: str | None = None  # the .cap (downloads as an attachment)
+    summary: str | None = None  # the findings as JSON
+    chart: str | None = None  # the PNG chart
+    expires: IsoTime | None = None  # when every link above stops working
+
+
 class CaptureView(_Camel):
     """A packet capture started by this app."""
 
@@ -69,6 +81,7 @@ class CaptureView(_Camel):
     alert: AlertRef | None = None
     outcome: Literal["completed", "failed"] | None = None  # set once the capture has ended
     analysis: Analysis | None = None  # set in the final report
+    links: Links | None = None  # set when read (GET /api/captures/{name}, the notification), never stored
     follow: str | None = None
 
     def model_post_init(self, __context: Any) -> None:
