@@ -54,9 +54,11 @@ def stored(azurite: Azurite, tls_files: tuple[Path, Path], monkeypatch: pytest.M
     )
 
 
-def blobs(azurite: Azurite, clock: datetime | None = None, **settings: int) -> Blobs:
+def blobs(azurite: Azurite, clock: datetime | None = None, hours: int = 24) -> Blobs:
     identity = ManagedIdentity()
-    values = Settings(storage_account_id=STORAGE_ID, blob_endpoint=azurite.blob_endpoint, **settings)
+    values = Settings(
+        storage_account_id=STORAGE_ID, blob_endpoint=azurite.blob_endpoint, link_lifetime_hours=hours
+    )
     return Blobs(values, lambda: identity, clock=(lambda: clock) if clock else None)
 
 
@@ -66,7 +68,7 @@ def fetch(
     context = ssl.create_default_context(cafile=str(tls_files[0]))
     request = urllib.request.Request(url, method=method, data=data, headers={"x-ms-blob-type": "BlockBlob"})
     try:
-        with urllib.request.urlopen(request, context=context, timeout=30) as response:  # noqa: S310
+        with urllib.request.urlopen(request, context=context, timeout=30) as response:
             return response.status, response.read(), {k.lower(): v for k, v in response.headers.items()}
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(), {k.lower(): v for k, v in exc.headers.items()}
@@ -83,6 +85,7 @@ def test_links_download_the_exact_bytes_without_any_key(azurite, tls_files, stor
         assert query["sp"] == ["r"]  # read only
         assert "skoid" in query  # signed with a user delegation key, not an account key
         assert urlsplit(url).path.endswith(urlsplit(FILES[field][0]).path.split("/", 2)[2])
+    assert links.file is not None
     _, _, headers = fetch(links.file, tls_files)
     assert headers["content-disposition"] == 'attachment; filename="alertcap-vm-web-1-0123456789abcdef.cap"'
     # the lifetime is the setting's: a day by default
@@ -115,10 +118,10 @@ def test_a_tampered_link_is_refused(azurite, tls_files, stored):
 
 
 def test_lifetime_comes_from_the_setting(azurite, stored):
-    links = blobs(azurite, link_lifetime_hours=2).links(stored)
+    links = blobs(azurite, hours=2).links(stored)
     assert links is not None and links.expires is not None
     assert timedelta(hours=1, minutes=59) < links.expires - datetime.now(UTC) <= timedelta(hours=2)
-    week = blobs(azurite, link_lifetime_hours=168).links(stored)
+    week = blobs(azurite, hours=168).links(stored)
     assert week is not None and week.expires is not None
     assert week.expires - datetime.now(UTC) <= timedelta(days=7)
 
