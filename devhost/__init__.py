@@ -1,7 +1,7 @@
 """devhost: a local Azure Functions host for v2-model Python apps (dev tool, not deployed).
 
 Serves the HTTP functions of ``function_app.py`` the way the Functions host does (routePrefix,
-route templates, methods, function keys, response mapping) and runs its timer functions.
+route templates, methods, function keys, response mapping) and runs its timer and queue functions.
 
     from devhost import LocalHost
 
@@ -14,7 +14,8 @@ Command line: ``python -m devhost --help``. See devhost/README.md.
 
 from devhost.host import FunctionInfo, LocalHost
 from devhost.loader import AppLoadError
-from devhost.routes import RouteTemplate, RouteTemplateError
+from devhost.queues import QueueOptions, QueueTriggerError
+from devhost.routes import RouteTemplateError
 from devhost.schedule import CronSchedule, ScheduleError, parse_schedule
 
 __all__ = [
@@ -22,7 +23,8 @@ __all__ = [
     "CronSchedule",
     "FunctionInfo",
     "LocalHost",
-    "RouteTemplate",
+    "QueueOptions",
+    "QueueTriggerError",
     "RouteTemplateError",
     "ScheduleError",
     "parse_schedule",

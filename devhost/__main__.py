@@ -13,6 +13,7 @@ from types import FrameType
 
 from devhost.host import LocalHost
 from devhost.loader import AppLoadError, local_http_port
+from devhost.queues import DEFAULT_LEASE_SECONDS, QueueTriggerError
 from devhost.schedule import ScheduleError
 
 DEFAULT_PORT = 7071
@@ -44,6 +45,22 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         help="with --timers: run every timer function every SECONDS instead of its schedule",
+    )
+    parser.add_argument(
+        "--queues", action="store_true", help="poll the queues of queue-triggered functions and run them"
+    )
+    parser.add_argument(
+        "--queue-poll-interval",
+        type=float,
+        metavar="SECONDS",
+        help="with --queues: poll an empty queue at most this far apart (default: maxPollingInterval)",
+    )
+    parser.add_argument(
+        "--queue-lease",
+        type=float,
+        default=DEFAULT_LEASE_SECONDS,
+        metavar="SECONDS",
+        help="how long a running message stays invisible before a renewal (default 600, the host's)",
     )
     parser.add_argument(
         "--method-mismatch",
@@ -82,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             timer_interval=args.timer_interval,
             load_settings=not args.no_local_settings,
             method_mismatch_status=args.method_mismatch,
+            run_queues=args.queues,
+            queue_poll_interval=args.queue_poll_interval,
+            queue_lease=args.queue_lease,
         )
     except (AppLoadError, ValueError) as exc:
         print(f"devhost: cannot load the app: {exc}", file=sys.stderr)
@@ -95,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     try:
         host.start()
-    except (OSError, ScheduleError) as exc:
+    except (OSError, ScheduleError, QueueTriggerError) as exc:
         host.stop()
         print(f"devhost: cannot start: {exc}", file=sys.stderr)
         return 1

@@ -11,7 +11,9 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from devhost.stack import SAMPLES, LocalStack
+from devhost.stack import ROOT, SAMPLES, LocalStack
+
+REPORT = ROOT / ".run" / "demo-report.json"
 
 
 def post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
@@ -55,7 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     with LocalStack(
-        port=0, time_scale=args.time_scale, monitor_interval=1.0, echo_notifications=False
+        port=0,
+        time_scale=args.time_scale,
+        monitor_interval=1.0,
+        queue_poll_interval=0.5,
+        echo_notifications=False,
     ) as stack:
         assert stack.host is not None
         key = stack.host.key
@@ -92,7 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  capture  {capture['name']}\n  file     {capture['storagePath']}")
         for line in note["analysis"]["notable"] or [note["analysis"].get("error") or "no findings"]:
             print(f"  • {line}")
-        print(f"\nFull report: GET {base}/captures/{capture['name']}?code={key}")
+        # Fetched now: the app (and its storage) stop when the demo ends.
+        report = get(f"{base}/captures/{capture['name']}?code={key}")
+        REPORT.parent.mkdir(exist_ok=True)
+        REPORT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"\nFull report (GET /api/captures/{capture['name']}): {REPORT.relative_to(ROOT)}")
     return 0
 
 

@@ -6,6 +6,7 @@ See ``devhost/README.md`` for the behaviour and the known differences from the r
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hmac
 import logging
 import os
@@ -25,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from azure.functions.decorators.core import Trigger
 from azure.functions.http import HttpRequest as WorkerHttpRequest
@@ -33,7 +34,15 @@ from azure.functions.timer import TimerRequest
 
 from devhost.invoke import AsyncRunner, EncodedResponse, Invoker
 from devhost.loader import AppLoadError, LoadedApp, load_app, load_local_settings, route_prefix
-from devhost.routes import RouteTemplate
+from devhost.queues import (
+    DEFAULT_LEASE_SECONDS,
+    QueueListener,
+    QueueTriggerError,
+    connection_description,
+    queue_client_factory,
+    queue_options,
+)
+from devhost.routes import RouteTable, expand, full_template
 from devhost.schedule import (
     IntervalSchedule,
     Schedule,
@@ -54,6 +63,9 @@ _NO_BODY_STATUSES = (204, 304)
 _EMPTY_TIME = "0001-01-01T00:00:00+00:00"
 _TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _VALUE_RE = re.compile(r"^[\t\x20-\x7e]*$")
+_CHUNK_SIZE_RE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_CODE_PARAM_RE = re.compile(r"(?i)code(=|%3d)[^&;/?#]*")
+MAX_LOGGED_TARGET = 200
 
 
 def _enum_text(value: Any) -> str:
@@ -81,6 +93,8 @@ class FunctionInfo:
     methods: tuple[str, ...] | None = None  # None: every method
     auth_level: str | None = None  # "anonymous" | "function" | "admin"
     schedule: str | None = None  # the schedule with %SETTING% references resolved
+    queue: str | None = None  # queue triggers: the queue name, %SETTING% references resolved
+    connection: str | None = None  # queue triggers: the binding's connection name
     disabled: bool = False  # AzureWebJobs.<name>.Disabled
     problem: str | None = None  # why it cannot be served or scheduled
 
@@ -88,7 +102,6 @@ class FunctionInfo:
 @dataclass
 class _HttpFunction:
     info: FunctionInfo
-    route: RouteTemplate
     methods: frozenset[str] | None
     invoker: Invoker
 
@@ -190,10 +203,10 @@ class _Handler(BaseHTTPRequestHandler):
             size = 0
             while True:
                 line = self.rfile.readline(65537)
-                try:
-                    length = int(line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
+                size_text = line.split(b";", 1)[0].strip()
+                if not _CHUNK_SIZE_RE.fullmatch(size_text):  # hex digits only: no sign, no "-1"
                     return 400
+                length = int(size_text, 16)
                 if length == 0:
                     while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                         pass  # trailers
@@ -218,7 +231,6 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.perf_counter()
         method = self.command.upper()
         target = self.path
-        path = urlsplit(target).path or "/"
         body = self._read_body()
         label = ""
         if isinstance(body, int):
@@ -228,14 +240,18 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 response, label = self.server.host._respond(method, target, list(self.headers.items()), body)
             except Exception:  # a devhost bug must still answer (and never echo the request)
-                log.error("devhost failed on %s %s\n%s", method, path, self.server.host._masked_traceback())
+                log.error(
+                    "devhost failed on %s %s\n%s",
+                    method,
+                    self.server.host.loggable(target),
+                    self.server.host._masked_traceback(),
+                )
                 response = EncodedResponse(500, [], b"")
         # Logged before the answer goes out (so it is in the log once the caller has the answer).
-        # Method and path only: the query string may hold the key (?code=).
         access_log.info(
             "%s %s -> %d%s (%.1f ms)",
             method,
-            path,
+            self.server.host.loggable(target),
             response.status,
             f" [{label}]" if label else "",
             (time.perf_counter() - started) * 1000,
@@ -274,6 +290,46 @@ def _validate_headers(headers: list[tuple[str, str]]) -> str | None:
     return None
 
 
+class _Run:
+    """One timer run: its Executing line goes out at INFO once the run shows it did something."""
+
+    def __init__(self, executing: str) -> None:
+        self.executing = executing
+        self.announced = False
+
+    def announce(self) -> None:
+        if not self.announced:
+            self.announced = True
+            log.info("%s", self.executing)
+
+
+_CURRENT_RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("devhost_run", default=None)
+
+
+class _ActivityWatch(logging.Handler):
+    """First on the root logger: a record at INFO+ from the running function announces its run, so the
+    Executing line is printed just before the function's first line (idle runs stay at DEBUG)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        run = _CURRENT_RUN.get()
+        if run is not None and not run.announced and not record.name.startswith("devhost"):
+            run.announce()
+
+
+_ACTIVITY_WATCH = _ActivityWatch()
+_WATCH_LOCK = threading.Lock()
+
+
+def _watch_activity() -> None:
+    root = logging.getLogger()
+    with _WATCH_LOCK:
+        if _ACTIVITY_WATCH not in root.handlers:
+            root.handlers.insert(0, _ACTIVITY_WATCH)
+
+
 _HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "date"})
 
 
@@ -296,8 +352,18 @@ class LocalHost:
         timer_interval: float | None = None,
         load_settings: bool = True,
         method_mismatch_status: int = 405,
+        run_queues: bool = False,
+        queue_poll_interval: float | None = None,
+        queue_lease: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
+        self.run_queues = run_queues
+        self.queue_poll_interval = queue_poll_interval
+        self.queue_lease = queue_lease
+        if queue_poll_interval is not None and queue_poll_interval <= 0:
+            raise ValueError("queue_poll_interval must be a positive number of seconds")
+        if queue_lease < 1:
+            raise ValueError("queue_lease must be at least 1 second")
         self._bind_host = host
         self._port = port
         self.run_timers = run_timers
@@ -330,8 +396,11 @@ class LocalHost:
         self._runner = AsyncRunner()
         self._http: list[_HttpFunction] = []
         self._timers: dict[str, _TimerFunction] = {}
+        self._queue_functions: dict[str, tuple[FunctionInfo, Invoker]] = {}
+        self._listeners: list[QueueListener] = []
         self._functions: list[FunctionInfo] = []
         self._index()
+        self._routes = RouteTable((f.info.route or "/", f.methods, i) for i, f in enumerate(self._http))
 
         self._server: _Server | None = None
         self._serve_thread: threading.Thread | None = None
@@ -355,24 +424,25 @@ class LocalHost:
                 self._index_http(name, trigger, invoker, disabled)
             elif kind == "timerTrigger":
                 self._index_timer(name, trigger, invoker, disabled)
+            elif kind == "queueTrigger":
+                self._index_queue(name, trigger, invoker, disabled)
             else:
                 problem = f"devhost does not run {kind} functions"
                 log.warning("function %s: %s", name, problem)
                 self._functions.append(FunctionInfo(name, kind, disabled=disabled, problem=problem))
             if invoker.problem:
                 log.warning("%s: it will fail when invoked", invoker.problem)
-        self._http.sort(key=lambda f: (f.route.precedence, f.route.template.lower(), f.info.name))
 
     def _index_http(self, name: str, trigger: Trigger, invoker: Invoker, disabled: bool) -> None:
         route_text = getattr(trigger, "route", None) or name
         try:
-            route = RouteTemplate(str(route_text), self.route_prefix)
+            template = full_template(str(route_text), self.route_prefix)
         except ValueError as exc:
             raise AppLoadError(f"function {name}: {exc}") from exc
-        first = route.template.strip("/").split("/", 1)[0].lower()
+        first = template.strip("/").split("/", 1)[0].lower()
         if first in _RESERVED_FIRST_SEGMENTS:
             raise AppLoadError(
-                f"function {name}: the route {route.template!r} conflicts with the host's built-in routes"
+                f"function {name}: the route {template!r} conflicts with the host's built-in routes"
             )
         raw_methods = getattr(trigger, "methods", None)
         methods = frozenset(_enum_text(m).upper() for m in raw_methods) if raw_methods else None
@@ -380,7 +450,7 @@ class LocalHost:
         info = FunctionInfo(
             name=name,
             trigger="httpTrigger",
-            route=route.template,
+            route=template,
             methods=tuple(sorted(methods)) if methods else None,
             auth_level=auth,
             disabled=disabled,
@@ -388,7 +458,53 @@ class LocalHost:
         )
         self._functions.append(info)
         if not disabled:
-            self._http.append(_HttpFunction(info, route, methods, invoker))
+            self._http.append(_HttpFunction(info, methods, invoker))
+
+    def _index_queue(self, name: str, trigger: Trigger, invoker: Invoker, disabled: bool) -> None:
+        raw = str(getattr(trigger, "queue_name", ""))
+        connection = str(getattr(trigger, "connection", "") or "")
+        problem: str | None = invoker.problem
+        queue: str | None = None
+        try:
+            queue = resolve_setting_references(raw)
+            connection_description(connection, os.environ)
+        except (ScheduleError, QueueTriggerError) as exc:
+            problem = f"queue {raw!r}: {exc}"
+            log.error("function %s: %s", name, problem)
+        info = FunctionInfo(
+            name=name,
+            trigger="queueTrigger",
+            queue=queue,
+            connection=connection,
+            disabled=disabled,
+            problem=problem,
+        )
+        self._functions.append(info)
+        self._queue_functions[name] = (info, invoker)
+
+    def _start_queues(self) -> None:
+        """One listener per enabled queue function; refuses to start if any cannot run."""
+        try:
+            options = queue_options(self.loaded.host_json)
+        except QueueTriggerError as exc:
+            raise QueueTriggerError(f"queue triggers: {exc}") from exc
+        runnable = [(i, inv) for i, inv in self._queue_functions.values() if not i.disabled]
+        for info, _ in runnable:
+            if info.problem or info.queue is None:
+                raise QueueTriggerError(f"queue function {info.name}: {info.problem}")
+        for info, invoker in runnable:
+            assert info.queue is not None
+            listener = QueueListener(
+                info.name,
+                info.queue,
+                queue_client_factory(info.connection or "", os.environ),
+                invoker.invoke,
+                options,
+                lease_seconds=self.queue_lease,
+                max_poll_seconds=self.queue_poll_interval,
+                mask=lambda text: text.replace(self.key, "***"),
+            )
+            self._listeners.append(listener.start())
 
     def _index_timer(self, name: str, trigger: Trigger, invoker: Invoker, disabled: bool) -> None:
         raw = str(getattr(trigger, "schedule", ""))
@@ -444,8 +560,7 @@ class LocalHost:
         """URL of an HTTP function (``?code=<key>`` added for key-protected ones when ``with_key``)."""
         for function in self._http_all():
             if function.name == name:
-                route = RouteTemplate(function.route or "", "")
-                path = route.expand({k: quote(v, safe="") for k, v in route_values.items()})
+                path = expand(function.route or "/", route_values)
                 needs_key = with_key and function.auth_level != "anonymous"
                 return f"{self.url}{path}" + (f"?code={quote(self.key, safe='')}" if needs_key else "")
         raise KeyError(f"no HTTP function named {name!r}")
@@ -467,7 +582,10 @@ class LocalHost:
         )
         self._serve_thread.start()
         if self.run_timers:
+            _watch_activity()
             self._start_timers()
+        if self.run_queues:
+            self._start_queues()
         log.info("devhost listening on %s (routePrefix %r)", self.url, self.route_prefix)
         return self
 
@@ -498,6 +616,8 @@ class LocalHost:
             server.server_close()
             if self._serve_thread is not None:
                 self._serve_thread.join(max(0.0, deadline - time.monotonic()))
+        for listener in self._listeners:
+            listener.stop(deadline)
         with self._bg_lock:
             background = list(self._background)
         for thread in [*self._timer_threads, *background]:
@@ -567,6 +687,16 @@ class LocalHost:
                     f"  {info.name}: timerTrigger {info.schedule!r}, {when}{state}{problem}\n"
                     f"      run now: {trigger_url} with header x-functions-key"
                 )
+            elif info.trigger == "queueTrigger":
+                running = "polled" if self.run_queues and not info.disabled else "not polled (use --queues)"
+                try:
+                    via = connection_description(info.connection or "", os.environ)
+                except QueueTriggerError:
+                    via = "no connection"
+                lines.append(
+                    f"  {info.name}: queueTrigger {info.queue!r} ({info.connection}: {via}), "
+                    f"{running}{state}{problem}"
+                )
             else:
                 lines.append(f"  {info.name}: {info.trigger} (not run by devhost)")
         return "\n".join(lines)
@@ -598,15 +728,22 @@ class LocalHost:
             due = schedule.next_after(base)
             if self._stopping.wait(max(0.0, (due - _utcnow()).total_seconds())):
                 return
-            self._fire_logged(timer, reason=f"Timer fired at {due.isoformat()}")
+            self._fire_logged(timer, reason=f"Timer fired at {due.isoformat()}", quiet_if_idle=True)
             # Occurrences missed while the function ran are skipped, as on the host.
             base = max(due, _utcnow())
 
-    def _fire_logged(self, timer: _TimerFunction, *, reason: str, past_due: bool = False) -> None:
+    def _fire_logged(
+        self, timer: _TimerFunction, *, reason: str, past_due: bool = False, quiet_if_idle: bool = False
+    ) -> None:
         with contextlib.suppress(Exception):  # _fire logged the traceback already
-            self._fire(timer, past_due=past_due, reason=reason)
+            self._fire(timer, past_due=past_due, reason=reason, quiet_if_idle=quiet_if_idle)
 
-    def _fire(self, timer: _TimerFunction, *, past_due: bool, reason: str) -> None:
+    def _fire(
+        self, timer: _TimerFunction, *, past_due: bool, reason: str, quiet_if_idle: bool = False
+    ) -> None:
+        """One run. With ``quiet_if_idle`` (scheduled runs) the Executing/Executed lines are INFO only
+        when the function itself logged at INFO or above: a monitor that found nothing every 5 s
+        must not fill the console."""
         name = timer.info.name
         with timer.lock:
             now = _utcnow()
@@ -618,19 +755,39 @@ class LocalHost:
             }
             request = TimerRequest(past_due=past_due, schedule_status=status, schedule={"AdjustForDST": True})
             started = time.perf_counter()
-            log.info("Executing 'Functions.%s' (Reason='%s')", name, reason)
+            run = _Run(f"Executing 'Functions.{name}' (Reason='{reason}')")
+            if quiet_if_idle:
+                log.debug("%s", run.executing)
+            else:
+                run.announce()
+            token = _CURRENT_RUN.set(run)
             try:
                 timer.invoker.invoke(request)
             except Exception:
+                run.announce()
                 self._log_failure(name, started)
                 raise
             finally:
+                _CURRENT_RUN.reset(token)
                 timer.last = now
-            log.info(
+            log.log(
+                logging.INFO if run.announced else logging.DEBUG,
                 "Executed 'Functions.%s' (Succeeded, Duration=%.0fms)",
                 name,
                 (time.perf_counter() - started) * 1000,
             )
+
+    def loggable(self, target: str) -> str:
+        """A request target as log lines show it: the path only, the key and every ``code=`` value
+        masked wherever they are (``/api/alerts&code=...`` is a path), printable, at most 200 chars."""
+        text = target.split("?", 1)[0].split("#", 1)[0] or "/"
+        for secret in {self.key, quote(self.key, safe="")}:
+            text = text.replace(secret, "***")
+        text = _CODE_PARAM_RE.sub(lambda m: f"code{m.group(1)}***", text)
+        text = "".join(c if c.isprintable() else "?" for c in text)
+        if len(text) > MAX_LOGGED_TARGET:
+            text = f"{text[:MAX_LOGGED_TARGET]}…(+{len(text) - MAX_LOGGED_TARGET} chars)"
+        return text
 
     def _masked_traceback(self) -> str:
         # Pre-formatted so the key can be masked even if user code put a URL in an exception.
@@ -675,32 +832,30 @@ class LocalHost:
         if path.lower().startswith("/admin/") or path.lower() == "/admin":
             return self._admin(method, path, headers, lowered_params), "admin"
 
-        allowed: set[str] = set()
-        for function in self._http:
-            route_params = function.route.match(path)
-            if route_params is None:
-                continue
-            if function.methods is not None and method not in function.methods:
-                allowed |= function.methods
-                continue
-            name = function.info.name
-            if function.info.auth_level != "anonymous" and not self._authorized(headers, lowered_params):
-                return EncodedResponse(401, [], b""), name
-            host_header = headers.get("host") or f"{self._bind_host}:{self.port}"
-            url = target if parts.scheme else f"http://{host_header}{target}"
-            request = WorkerHttpRequest(
-                method,
-                url,
-                headers=headers,
-                params=params,
-                route_params=route_params,
-                body_type="bytes",
-                body=body,
-            )
-            return self._invoke_http(function, request), name
-        if allowed and self.method_mismatch_status == 405:
-            return EncodedResponse(405, [("Allow", ", ".join(sorted(allowed)))], b""), ""
-        return EncodedResponse(404, [], b""), ""
+        found = self._routes.match(unquote(path), method)
+        if isinstance(found, frozenset):
+            if self.method_mismatch_status == 405:
+                return EncodedResponse(405, [("Allow", ", ".join(sorted(found)))], b""), ""
+            return EncodedResponse(404, [], b""), ""
+        if found is None:
+            return EncodedResponse(404, [], b""), ""
+        index, route_params = found
+        function = self._http[index]
+        name = function.info.name
+        if function.info.auth_level != "anonymous" and not self._authorized(headers, lowered_params):
+            return EncodedResponse(401, [], b""), name
+        host_header = headers.get("host") or f"{self._bind_host}:{self.port}"
+        url = target if parts.scheme else f"http://{host_header}{target}"
+        request = WorkerHttpRequest(
+            method,
+            url,
+            headers=headers,
+            params=params,
+            route_params=route_params,
+            body_type="bytes",
+            body=body,
+        )
+        return self._invoke_http(function, request), name
 
     def _invoke_http(self, function: _HttpFunction, request: WorkerHttpRequest) -> EncodedResponse:
         started = time.perf_counter()

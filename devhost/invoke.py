@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import threading
 import uuid
@@ -67,7 +68,11 @@ class AsyncRunner:
     def run(self, awaitable: Awaitable[Any]) -> Any:
         """Run ``awaitable`` to completion on the shared loop and return its result (or raise)."""
 
+        context = contextvars.copy_context()
+
         async def _await() -> Any:
+            for variable, value in context.items():  # the caller's context vars, as asyncio.to_thread does
+                variable.set(value)
             return await awaitable
 
         loop = self._ensure_loop()

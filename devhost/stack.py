@@ -1,8 +1,8 @@
 """`make run`: the app on http://localhost:7071 against the bundled Azure emulator and Azurite.
 
-One process starts, in order: the ARM + managed-identity emulator with the sample world, Azurite (blob
-storage, with the emulator's certificate and OAuth), a small notification receiver, and the local
-Functions host with the capture monitor's timer. The app settings that point the unmodified app at them
+One process starts, in order: the ARM + managed-identity emulator with the sample world, Azurite's blob and
+queue services (with the emulator's certificate and OAuth), a small notification receiver, and the local
+Functions host running the timers and queue triggers. The app settings that point the unmodified app at them
 are set in the environment, exactly as a Function App's application settings would be.
 """
 
@@ -30,6 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_WORLD = ROOT / "samples" / "world.json"
 SAMPLES = ROOT / "samples" / "alerts"
 log = logging.getLogger("devhost.stack")
+# The queue connection's app-setting prefix (the binding's ``connection``); locally identity-based, as in
+# Azure: ``CaptureQueue__queueServiceUri`` names Azurite's queue service, tokens come from the emulator.
+QUEUE_CONNECTION = "CaptureQueue"
 
 
 class NotificationReceiver:
@@ -125,6 +128,7 @@ class LocalStack:
         key: str | None = None,
         time_scale: float = 1.0,
         monitor_interval: float | None = 5.0,
+        queue_poll_interval: float | None = 2.0,
         world: str | os.PathLike[str] = SAMPLE_WORLD,
         settings: dict[str, str] | None = None,
         echo_notifications: bool = True,
@@ -132,6 +136,8 @@ class LocalStack:
         self.emulator = Emulator(world, time_scale=time_scale)
         self.receiver = NotificationReceiver(echo=echo_notifications)
         self.azurite: Azurite | None = None
+        self.azurite_queue: Azurite | None = None
+        self._queue_poll_interval = queue_poll_interval
         self.host: LocalHost | None = None
         self._port = port
         self._key = key
@@ -143,6 +149,9 @@ class LocalStack:
         try:
             self.emulator.start()
             self.azurite = Azurite(self.emulator.ca_cert_path, self.emulator.key_path).start()
+            self.azurite_queue = Azurite(
+                self.emulator.ca_cert_path, self.emulator.key_path, service="queue"
+            ).start()
             self.emulator.on_capture_stopped = capture_writer(self.azurite, self.emulator.ca_cert_path)
             self.receiver.start()
             self._set_env(self.app_settings())
@@ -153,6 +162,8 @@ class LocalStack:
                 run_timers=True,
                 timer_interval=self._monitor_interval,
                 load_settings=False,
+                run_queues=True,
+                queue_poll_interval=self._queue_poll_interval,
             ).start()
         except BaseException:
             self.stop()
@@ -161,13 +172,14 @@ class LocalStack:
 
     def app_settings(self) -> dict[str, str]:
         """The application settings a real Function App would have, aimed at the local pieces."""
-        assert self.azurite is not None
+        assert self.azurite is not None and self.azurite_queue is not None
         subscription = self.emulator.subscription_id
         return {
             **self.emulator.env(),
             "CAPTURE_STORAGE_ACCOUNT_ID": f"/subscriptions/{subscription}/resourceGroups/rg-capture"
             "/providers/Microsoft.Storage/storageAccounts/stcaptures",
             "CAPTURE_BLOB_ENDPOINT": self.azurite.blob_endpoint,
+            f"{QUEUE_CONNECTION}__queueServiceUri": self.azurite_queue.queue_endpoint,
             "CAPTURE_NOTIFY_URL": self.receiver.url,
             "CAPTURE_ALLOWED_SCOPES": f"/subscriptions/{subscription}",
             **self._settings,
@@ -184,12 +196,17 @@ class LocalStack:
         capture.reset()
 
     def stop(self) -> None:
+        """Stop in dependency order: the app (it calls everything), then the emulator, whose stop hook
+        writes capture files to Azurite (no new hook runs; a running one finishes while the emulator
+        stops), then Azurite, then the receiver the app was notifying."""
         if self.host is not None:
             self.host.stop()
-        self.receiver.stop()
-        if self.azurite is not None:
-            self.azurite.stop()
+        self.emulator.on_capture_stopped = None
         self.emulator.stop()
+        for azurite in (self.azurite, self.azurite_queue):
+            if azurite is not None:
+                azurite.stop()
+        self.receiver.stop()
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -215,7 +232,7 @@ class LocalStack:
         return self.host.function_url("alert_webhook")
 
     def banner(self) -> str:
-        assert self.host is not None and self.azurite is not None
+        assert self.host is not None and self.azurite is not None and self.azurite_queue is not None
         key = self.host.key
         base = f"http://localhost:{self.host.port}/api"
         samples = sorted(p.name for p in SAMPLES.glob("*.json"))
@@ -225,7 +242,8 @@ class LocalStack:
             f"  webhook      POST {base}/alerts?code={key}",
             f"  captures     GET  {base}/captures?code={key}",
             f"  ARM emulator {self.emulator.arm_endpoint}   (sample world: {SAMPLE_WORLD.relative_to(ROOT)})",
-            f"  Azurite      {self.azurite.blob_endpoint}",
+            f"  Azurite      {self.azurite.blob_endpoint} (blob)",
+            f"  Azurite      {self.azurite_queue.queue_endpoint} ({QUEUE_CONNECTION}__queueServiceUri)",
             f"  notifications are printed here (receiver {self.receiver.url})",
             "",
             "Try (from the repository folder):",
@@ -259,6 +277,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=5.0,
         help="run the capture monitor every N seconds (its schedule in Azure: every minute)",
     )
+    parser.add_argument(
+        "--queue-poll-interval",
+        type=float,
+        default=2.0,
+        help="poll an empty queue at least every N seconds (Azure: host.json maxPollingInterval)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("emulator").setLevel(logging.WARNING)
@@ -266,7 +290,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for number in (signal.SIGTERM, signal.SIGINT):  # Ctrl-C, also when started in the background
         signal.signal(number, lambda *_: stop.set())
     with LocalStack(
-        port=args.port, key=args.key, time_scale=args.time_scale, monitor_interval=args.monitor_interval
+        port=args.port,
+        key=args.key,
+        time_scale=args.time_scale,
+        monitor_interval=args.monitor_interval,
+        queue_poll_interval=args.queue_poll_interval,
     ) as stack:
         print(stack.banner(), flush=True)
         stop.wait()

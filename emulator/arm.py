@@ -1,6 +1,6 @@
 """The emulated Azure Resource Manager: routing, resource JSON, packet captures and their operations.
 
-Wire behaviour follows /work/shared/reference/network-watcher-api.md: [REC] is the recorded live traffic,
+Wire behaviour follows docs/EMULATOR.md (with its public sources): [REC] is the recorded live traffic,
 [SPEC] the swagger, [DOC] Microsoft docs; UNCONFIRMED marks the emulator's own choices.
 """
 
@@ -68,9 +68,10 @@ NETWORK_API_VERSIONS = frozenset(
         NETWORK_API_VERSION,
     }
 )
-# Compute versions accepted on VM / scale-set reads: 2024-07-01 (the reference's recommendation) and the other
-# known stable versions, up to 2026-04-01 (azure-mgmt-compute 39.0.0's default). Others -> 400
-# NoRegisteredProviderFound, as ARM answers (reference 2.2).
+# Compute versions accepted on VM / scale-set reads: 2024-07-01 (a stable Compute version,
+# docs/EMULATOR.md) and the other known stable versions, up to 2026-04-01 (azure-mgmt-compute 39.0.0's
+# default). Others -> 400
+# NoRegisteredProviderFound, as ARM answers (docs/EMULATOR.md, api-versions).
 COMPUTE_API_VERSIONS = (
     "2022-03-01",
     "2022-08-01",
@@ -272,7 +273,7 @@ class ArmService:
             )
 
     def _no_provider(self, api_version: str, rtype: str, location: str, versions: Iterable[str]) -> ArmError:
-        # ARM wording (reference 2.2): 400 NoRegisteredProviderFound.
+        # ARM wording (docs/EMULATOR.md, api-versions): 400 NoRegisteredProviderFound.
         locations = ", ".join(sorted(self.world.regions()))
         return bad_request(
             "NoRegisteredProviderFound",
@@ -296,7 +297,7 @@ class ArmService:
         token_extra: dict[str, Any] | None = None,
         page_size: int | None = None,
     ) -> Reply:
-        """``{"value": [...], "nextLink": <full URL incl. api-version>}`` (reference 0.7)."""
+        """``{"value": [...], "nextLink": <full URL incl. api-version>}`` (docs/EMULATOR.md, paging)."""
         offset = 0
         state: dict[str, Any] = dict(token_extra or {})
         token = req.query.get("$skiptoken")
@@ -561,8 +562,9 @@ class ArmService:
         ]
 
     def _vm_json(self, vm: VirtualMachine) -> dict[str, Any]:
-        # Compute VM shape (reference 2.2): name, id, type, location, properties.vmId / provisioningState /
-        # storageProfile.osDisk.osType; "resources" lists the child extensions as the compute API does.
+        # Compute VM shape (docs/EMULATOR.md, read a VM): name, id, type, location, properties.vmId /
+        # provisioningState / storageProfile.osDisk.osType; "resources" lists the child extensions as
+        # the compute API does.
         body: dict[str, Any] = {
             "name": vm.name,
             "id": vm.id,
@@ -662,7 +664,7 @@ class ArmService:
 
     @staticmethod
     def _watcher_json(w: NetworkWatcher) -> dict[str, Any]:
-        # [REC] / reference 2.1 (runningOperationIds is in [REC] though not in the swagger).
+        # [REC], docs/EMULATOR.md list watchers (runningOperationIds is in [REC] though not in the swagger).
         return {
             "name": w.name,
             "id": w.id,
@@ -727,7 +729,7 @@ class ArmService:
         with self.lock:
             cap = self.by_watcher.get(watcher.id.lower(), {}).get(name.lower())
         if cap is None:
-            # Network RP body for a missing child resource: UNCONFIRMED; the reference's suggestion (2.4).
+            # Network RP body for a missing child resource: UNCONFIRMED (docs/EMULATOR.md).
             raise ArmError(404, "NotFound", f"Resource {watcher.id}/packetCaptures/{name} not found.")
         return cap
 
@@ -777,8 +779,8 @@ class ArmService:
         check_name(name)
         with self.lock:
             if name.lower() in self.by_watcher.get(watcher.id.lower(), {}):
-                # No documented duplicate-name error (reference 4.4): 409 is the emulator's choice
-                # (UNCONFIRMED);
+                # No documented duplicate-name error: 409 is the emulator's choice (UNCONFIRMED,
+                # docs/EMULATOR.md);
                 # the SDK raises ResourceExistsError. Never 200: the SDK accepts only 201.
                 raise ArmError(
                     409,
@@ -868,7 +870,7 @@ class ArmService:
                 cap.provisioned = True
                 err = cap.behaviour.provisioning_error
                 if err is not None:
-                    # Failed LRO -> SDK raises HttpResponseError "(code) message" (reference 2.3).
+                    # Failed LRO -> SDK raises HttpResponseError "(code) message" (docs/EMULATOR.md, create).
                     return 200, {"status": "Failed", "error": {"code": err[0], "message": err[1]}}, []
                 return 200, {"status": "Succeeded"}, []
             if op.kind == "stop":

@@ -1,12 +1,13 @@
-"""Azurite (the Azure Storage emulator, blob service only) for tests and ``make run`` — dev only.
+"""Azurite (the Azure Storage emulator: blob or queue service) for tests and ``make run`` — dev only.
 
-``Azurite(cert, key)`` starts ``node_modules/.bin/azurite-blob`` (installed by ``npm ci`` from the repo's
-``package.json``, where the version is pinned) on 127.0.0.1 over HTTPS, on a port the OS picks
-(``--blobPort 0``: Azurite prints the port it bound, we read it from its output and then probe it), with
+``Azurite(cert, key)`` starts ``node_modules/.bin/azurite-blob`` (``service="queue"``: ``azurite-queue``;
+installed by ``npm ci`` from the repo's ``package.json``, where the version is pinned) on 127.0.0.1 over
+HTTPS, on a port the OS picks (``--blobPort 0``: Azurite prints the port it bound, we read it from its
+output and then probe it), with
 ``--oauth basic`` so bearer tokens are accepted the way the app's managed identity sends them. Azurite's
 basic OAuth decodes the JWT and checks ``iat``/``nbf``/``exp`` (lifetime), ``iss`` (must start with
 ``https://sts.windows.net/`` or another Entra prefix) and ``aud`` (``https://storage.azure.com`` or an
-account's blob endpoint); it does not verify the signature and requires HTTPS.
+account's service endpoint); it does not verify the signature and requires HTTPS.
 
 The emulator writes capture files with the well-known development account key (``dev_credential()``);
 ``upload_capture`` maps a real-Azure storage path onto the Azurite endpoint.
@@ -68,7 +69,7 @@ def dev_credential() -> AzureNamedKeyCredential:
 
 
 class Azurite:
-    """A running ``azurite-blob``: ``blob_endpoint`` is ``https://127.0.0.1:PORT/devstoreaccount1``.
+    """A running ``azurite-blob`` (or ``azurite-queue``): ``endpoint`` is ``https://127.0.0.1:PORT/devstoreaccount1``.
 
     Use as a context manager, or ``start()`` / ``stop()``. ``cert``/``key`` are PEM files (``emulator.tls``);
     clients trust the certificate through ``connection_verify=str(cert)`` or ``REQUESTS_CA_BUNDLE``.
@@ -84,7 +85,11 @@ class Azurite:
         startup_timeout: float = 60.0,
         memory_limit_mb: int = 1024,
         oauth: bool = True,
+        service: str = "blob",
     ) -> None:
+        if service not in ("blob", "queue"):
+            raise ValueError(f"unknown Azurite service {service!r}")
+        self.service = service
         self.cert = Path(cert)
         self.key = Path(key)
         self.root = Path(root)
@@ -100,19 +105,32 @@ class Azurite:
 
     @property
     def binary(self) -> Path:
-        return self.root / "node_modules" / ".bin" / "azurite-blob"
+        return self.root / "node_modules" / ".bin" / f"azurite-{self.service}"
 
     @property
-    def blob_endpoint(self) -> str:
+    def endpoint(self) -> str:
+        """The service endpoint, ``https://127.0.0.1:PORT/devstoreaccount1``."""
         if self.port is None:
             raise AzuriteError("Azurite is not running")
         return f"https://{self.host}:{self.port}/{ACCOUNT}"
 
     @property
+    def blob_endpoint(self) -> str:
+        if self.service != "blob":
+            raise AzuriteError(f"this Azurite runs the {self.service} service")
+        return self.endpoint
+
+    @property
+    def queue_endpoint(self) -> str:
+        if self.service != "queue":
+            raise AzuriteError(f"this Azurite runs the {self.service} service")
+        return self.endpoint
+
+    @property
     def connection_string(self) -> str:
         return (
             f"DefaultEndpointsProtocol=https;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint={self.blob_endpoint};"
+            f"{self.service.capitalize()}Endpoint={self.endpoint};"
         )
 
     @property
@@ -123,8 +141,8 @@ class Azurite:
     def command(self) -> list[str]:
         cmd = [
             str(self.binary),
-            "--blobHost", self.host,
-            "--blobPort", "0",
+            f"--{self.service}Host", self.host,
+            f"--{self.service}Port", "0",
             "--cert", str(self.cert),
             "--key", str(self.key),
             "--skipApiVersionCheck",

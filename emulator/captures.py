@@ -380,7 +380,7 @@ def _check_local_path(value: str, os_type: str, key: str) -> None:
 
 
 def _storage_path_for(account: str, subscription: str, target_id: str, created: float) -> str:
-    """Documented blob path ([DOC packet-capture-vm-cli.md], reference 3.4 / 4.3), e.g.
+    """Documented blob path ([DOC] packet capture with the Azure CLI; docs/EMULATOR.md), e.g.
     .../virtualmachines/{vm}/2024/01/25/packetcapture_22_44_54_342.cap. The docs write the resource group
     segment as "{storageAccountResourceGroup}" but the path names the VM, so the VM's group is used here
     (emulator's reading). Scale sets use .../virtualmachinescalesets/{name}/... (UNCONFIRMED)."""
@@ -691,7 +691,8 @@ def build_capture(
         loc_out["localPath"] = local_path
 
     if not has_agent:
-        # Required by the docs (reference 4.2); the error itself is UNCONFIRMED (the emulator's choice).
+        # Required by the docs (docs/EMULATOR.md, the agent extension); the error itself is
+        # UNCONFIRMED (the emulator's choice).
         agent_type = "NetworkWatcherAgentLinux" if os_type == "Linux" else "NetworkWatcherAgentWindows"
         raise bad_request(
             "NetworkWatcherAgentNotInstalled",

@@ -35,7 +35,7 @@ def bad_request(code: str, message: str, target: str | None = None) -> ArmError:
 
 
 def resource_not_found(full_type: str, name: str, resource_group: str) -> ArmError:
-    # ARM wording, quoted in the reference section 2.2 / 4.4.
+    # ARM wording as users report it (docs/EMULATOR.md).
     return ArmError(
         404,
         "ResourceNotFound",
@@ -45,5 +45,5 @@ def resource_not_found(full_type: str, name: str, resource_group: str) -> ArmErr
 
 
 def resource_group_not_found(resource_group: str) -> ArmError:
-    # ARM wording (reference section 2.2).
+    # ARM wording as users report it (docs/EMULATOR.md, read a VM).
     return ArmError(404, "ResourceGroupNotFound", f"Resource group '{resource_group}' could not be found.")

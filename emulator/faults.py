@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 Endpoint = Literal["arm", "identity"]
 
-# Default ARM bodies per status. 429 body: ARM's throttling error as quoted in the reference (section 4.4);
-# 500: the live Network RP's generic failure ("InternalServerError" / "An error occurred.", reference 4.4).
+# Default ARM bodies per status. 429 body: ARM's throttling error as users report it (docs/EMULATOR.md);
+# 500: the live Network RP's generic failure ("InternalServerError" / "An error occurred.", docs/EMULATOR.md).
 # 502/503/504: ARM-style, emulator-chosen wording (UNCONFIRMED).
 _DEFAULT_ERRORS: dict[int, tuple[str, str]] = {
     408: ("RequestTimeout", "The request timed out."),

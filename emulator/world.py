@@ -128,7 +128,7 @@ class Extension:
 
     @property
     def is_network_watcher_agent(self) -> bool:
-        # The docs say to match on publisher + type, not on the extension's name (reference 4.2).
+        # The docs say to match on publisher + type, not on the extension's name (docs/EMULATOR.md).
         return self.publisher.lower() == NW_AGENT_PUBLISHER.lower() and self.type.lower() in {
             t.lower() for t in NW_AGENT_TYPES.values()
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -16,6 +17,8 @@ import pytest
 from devhost.stack import SAMPLES, LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
+QUEUE_SETTING = "CaptureQueue__queueServiceUri"  # Functions' spelling: <connection>__queueServiceUri
+README_PORT = "localhost:7071/"  # where the README's curl lines point (`make run`)
 EXPECTED = {
     "01-metric-fired-vm.json": (202, "started"),
     "02-metric-resolved-vm.json": (200, "ignored"),
@@ -88,11 +91,15 @@ def readme_curls() -> list[tuple[str, int, str]]:
 def test_readme_curl_commands_give_the_documented_answers(azurite):
     commands = readme_curls()
     assert len(commands) >= 9
+    assert all(README_PORT in command for command, _, _ in commands)
     assert shutil.which("curl"), "curl is needed to run the README's commands"
+    # The README's lines as written, on a free port: `make run` may hold 7071 in another terminal.
     with LocalStack(
-        port=7071, key="local-dev-key", time_scale=0.0, monitor_interval=None, echo_notifications=False
-    ):
+        port=0, key="local-dev-key", time_scale=0.0, monitor_interval=None, echo_notifications=False
+    ) as stack:
+        assert stack.host is not None
         for command, status, word in commands:
+            command = command.replace(README_PORT, f"localhost:{stack.host.port}/")
             output = subprocess.run(
                 command + " -w '\\n%{http_code}'",
                 shell=True,
@@ -104,3 +111,47 @@ def test_readme_curl_commands_give_the_documented_answers(azurite):
             ).stdout
             body, _, code = output.rpartition("\n")
             assert (int(code), json.loads(body)["status"]) == (status, word), command
+
+
+def test_the_app_gets_an_identity_based_queue_connection_to_azurite(azurite):
+    from azure.identity import DefaultAzureCredential
+    from azure.storage.queue import QueueServiceClient
+
+    with LocalStack(
+        port=0, key="test-key", time_scale=0.0, monitor_interval=None, echo_notifications=False
+    ) as stack:
+        assert stack.azurite_queue is not None
+        uri = os.environ.get(QUEUE_SETTING)  # the app's connection "CaptureQueue"
+        assert uri == stack.azurite_queue.queue_endpoint
+        assert "CaptureQueue" not in os.environ  # no connection string: identity only, as in Azure
+        credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+        queue = QueueServiceClient(uri, credential=credential).get_queue_client("probe")
+        queue.create_queue()
+        queue.send_message("hello")
+        assert [m.content for m in queue.receive_messages()] == ["hello"]
+    assert QUEUE_SETTING not in os.environ
+
+
+def test_the_stack_stops_what_writes_to_azurite_before_azurite(azurite, monkeypatch):
+    # The emulator's stop hook writes capture files to Azurite: stopping Azurite first left `make demo`
+    # with tracebacks from hooks still running. The app goes first: it calls all the others.
+    stopped: list[str] = []
+    with LocalStack(
+        port=0, key="test-key", time_scale=0.0, monitor_interval=None, echo_notifications=False
+    ) as stack:
+        pieces: dict[str, Any] = {
+            "app": stack.host,
+            "emulator": stack.emulator,
+            "azurite-blob": stack.azurite,
+            "azurite-queue": stack.azurite_queue,
+            "receiver": stack.receiver,
+        }
+        for name, piece in pieces.items():
+
+            def stop(real: Any = piece.stop, name: str = name, **kwargs: Any) -> None:
+                stopped.append(name)
+                real(**kwargs)
+
+            monkeypatch.setattr(piece, "stop", stop)
+    assert stopped == ["app", "emulator", "azurite-blob", "azurite-queue", "receiver"]
+    assert stack.emulator.on_capture_stopped is None  # no hook starts while the emulator stops

@@ -144,3 +144,29 @@ def warm(timer: func.TimerRequest) -> None:
         assert not idle.loaded.module.STARTED.is_set()  # timers off: nothing runs by itself
     with LocalHost(app, key="k", load_settings=False, run_timers=True) as host:
         assert host.loaded.module.STARTED.wait(10)
+
+
+def test_scheduled_runs_log_executing_and_executed_at_info_only_when_the_function_did_something(
+    far_schedule: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with sample(run_timers=True, timer_interval=0.05) as host:
+        module = host.loaded.module
+        assert module.TIMER_FIRED.wait(10)  # tick logs nothing: an idle run
+        assert module.BUSY_TIMER_FIRED.wait(10)  # busy_tick logs at INFO
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records]
+    tick = [(level, text) for level, text in lines if "'Functions.tick'" in text]
+    assert tick, "the scheduled tick ran"
+    assert {level for level, _ in tick} == {logging.DEBUG}
+    busy = [text for level, text in lines if level >= logging.INFO and ("busy" in text)]
+    assert busy[0].startswith("Executing 'Functions.busy_tick'")
+    assert busy[1] == "busy_tick did some work"
+    assert busy[2].startswith("Executed 'Functions.busy_tick' (Succeeded")
+
+
+def test_manual_runs_always_log_at_info(far_schedule: None, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="devhost")
+    with sample() as host:
+        host.trigger_timer("tick")
+    assert "Executing 'Functions.tick' (Reason='Manual trigger')" in caplog.text
+    assert "Executed 'Functions.tick' (Succeeded" in caplog.text

@@ -180,7 +180,7 @@ def test_lifecycle_query_status_stop_delete(emu: Emulator, nc: NetworkManagement
     assert len(stopped) == 1
     emu.clear_log()
     assert nc.packet_captures.begin_delete(NW_RG, NW, "life").result() is None
-    # DELETE -> 202 + Azure-AsyncOperation, op polled, and no final GET (reference 2.8)
+    # DELETE -> 202 + Azure-AsyncOperation, op polled, and no final GET (docs/EMULATOR.md, delete)
     assert [(r.method, r.path.split("/")[-2], r.status) for r in emu.request_log] == [
         ("DELETE", "packetCaptures", 202),
         ("GET", "operations", 200),

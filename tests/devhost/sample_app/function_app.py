@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import threading
+import time
+from pathlib import Path
 
 import azure.functions as func
 
@@ -17,6 +21,11 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call, unused-ignore]
 TIMER_CALLS: list[tuple[str, func.TimerRequest]] = []
 TIMER_FIRED = threading.Event()
 ASYNC_TIMER_FIRED = threading.Event()
+BUSY_TIMER_FIRED = threading.Event()
+QUEUE_CALLS: list[tuple[float, func.QueueMessage]] = []  # (monotonic time, message) per invocation
+QUEUE_GATE = threading.Semaphore(0)  # "gate" messages wait for a release by the test
+QUEUE_LOCK = threading.Lock()
+QUEUE_RUNNING = [0]  # invocations in progress
 RENDEZVOUS = threading.Barrier(1)
 
 
@@ -59,24 +68,24 @@ app.register_functions(bp)
 # -- routing ---------------------------------------------------------------------------------------
 
 
-@app.route(route="echo/{id}/{name?}", methods=["GET", "POST"])
+@app.route(route="echo/{id}", methods=["GET", "POST"])
 def echo(req: func.HttpRequest) -> func.HttpResponse:
     return as_json(describe(req))
 
 
-@app.route(route="files/{*path}", methods=["GET"])
-def files(req: func.HttpRequest) -> func.HttpResponse:
+@app.route(route="echo/{id}/{name}", methods=["GET", "POST"])
+def echo_named(req: func.HttpRequest) -> func.HttpResponse:
     return as_json(describe(req))
-
-
-@app.route(route="items/{id:int}", methods=["GET"])
-def item_by_id(req: func.HttpRequest) -> func.HttpResponse:
-    return as_json({"function": "item_by_id", "route": dict(req.route_params)})
 
 
 @app.route(route="items/special", methods=["GET"])
 def item_special(req: func.HttpRequest) -> func.HttpResponse:
     return as_json({"function": "item_special"})
+
+
+@app.route(route="items/{id}", methods=["GET"])
+def item_by_id(req: func.HttpRequest) -> func.HttpResponse:
+    return as_json({"function": "item_by_id", "route": dict(req.route_params)})
 
 
 @app.route(route="things/{id}", methods=["GET"])
@@ -209,3 +218,47 @@ async def async_tick(timer: func.TimerRequest) -> None:
 @app.timer_trigger(arg_name="timer", schedule="0 0 0 1 1 *")
 def failing_timer(timer: func.TimerRequest) -> None:
     raise ValueError("timer failure")
+
+
+@app.timer_trigger(arg_name="timer", schedule="0 0 0 1 1 *")
+def busy_tick(timer: func.TimerRequest) -> None:
+    logging.getLogger("sample.busy").info("busy_tick did some work")
+    BUSY_TIMER_FIRED.set()
+
+
+# -- queues ----------------------------------------------------------------------------------------
+
+
+@app.queue_trigger(arg_name="msg", queue_name="%SAMPLE_QUEUE%", connection="SampleQueue")
+def work(msg: func.QueueMessage) -> None:
+    """Does what the message says: ok, fail, fail-once, gate (wait for the test), rendezvous (wait
+    until ``parties`` messages run at once, in any process), stall-first (hang on the first dequeue,
+    for a test to kill the process). With a ``dir``, a finished run writes ``done-<id>`` there
+    holding this process's id and the dequeue count."""
+    order = msg.get_json()
+    with QUEUE_LOCK:
+        QUEUE_CALLS.append((time.monotonic(), msg))
+        QUEUE_RUNNING[0] += 1
+    try:
+        action = order["action"]
+        if action == "fail" or (action == "fail-once" and msg.dequeue_count == 1):
+            raise RuntimeError(f"{action} as asked (dequeue {msg.dequeue_count})")
+        if action == "gate" and not QUEUE_GATE.acquire(timeout=30):
+            raise TimeoutError("the test never opened the gate")
+        if action == "rendezvous":
+            folder = Path(order["dir"])
+            (folder / f"started-{msg.id}").touch()
+            deadline = time.monotonic() + 30
+            while len(list(folder.glob("started-*"))) < order["parties"]:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the other parties never came")
+                threading.Event().wait(0.02)  # polling another process's files, with a deadline
+        if action == "stall-first" and msg.dequeue_count == 1:
+            (Path(order["dir"]) / f"stalled-{msg.id}").touch()
+            threading.Event().wait(60)  # the test kills this process meanwhile
+            raise TimeoutError("nobody killed the process")
+        if "dir" in order:
+            (Path(order["dir"]) / f"done-{msg.id}").write_text(f"{os.getpid()} {msg.dequeue_count}")
+    finally:
+        with QUEUE_LOCK:
+            QUEUE_RUNNING[0] -= 1
