@@ -222,6 +222,7 @@ def _analyze_into(report: CaptureView, service: BlobServiceClient) -> None:
         analysis.error = f"storage refused the download: {type(exc).__name__}"
         return
     analysis.findings = findings.to_dict()
+    analysis.headline = str(analysis.findings.get("headline") or "") or None
     analysis.notable = [str(line) for line in analysis.findings.get("notable", [])]
     try:
         service.get_blob_client(container, _sibling(name, ".summary.json")).upload_blob(

@@ -8,7 +8,7 @@ not the resource still exists.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
@@ -33,11 +33,13 @@ class AlertRef(_Camel):
 
     rule: str | None = None
     instance: str | None = None
+    severity: str | None = None  # Sev0..Sev4, when the alert said
 
 
 class Analysis(_Camel):
     """What the analysis of the finished capture's file found, or why there is nothing."""
 
+    headline: str | None = None  # what was found, or that nothing abnormal was (the analysis's words)
     notable: list[str] = Field(default_factory=list)
     findings: dict[str, Any] | None = None
     error: str | None = None
@@ -96,8 +98,54 @@ class CaptureView(_Camel):
         return self.analysis.notable if self.analysis else []
 
     def headline(self) -> str:
-        what = "Packet capture finished" if self.outcome == "completed" else "Packet capture FAILED"
-        return f"{what}: {self.vm or self.target or self.name} ({self.stop_reason_text})"
+        """The report's first line: what was found (or why nothing was), on which VM, for which alert."""
+        analysis = self.analysis or Analysis()
+        if self.outcome == "failed":
+            what = f"Packet capture failed: {self.stop_reason_text or 'no reason given by Azure'}"
+        elif analysis.headline:
+            what = analysis.headline
+        elif analysis.error:
+            what = f"Packet capture finished, not analysed: {analysis.error}"
+        elif self.outcome == "completed":
+            what = f"Packet capture finished ({self.stop_reason_text or 'stopped'})"
+        else:
+            what = f"Packet capture {(self.status or 'requested').casefold()}"
+        alert = self.alert or AlertRef()
+        vm = self.vm or self.target or self.name
+        return report_headline(what, vm=vm, alert=alert.rule, severity=alert.severity)
+
+    def window(self) -> str | None:
+        """The time the capture covers, in UTC: its packets' when analysed, else its start and limit."""
+        findings = (self.analysis.findings if self.analysis else None) or {}
+        first, last = _when(findings.get("start")), _when(findings.get("end"))
+        if first is None and self.start_time is not None:
+            first = self.start_time.astimezone(UTC)
+            if self.time_limit_seconds:
+                last = first + timedelta(seconds=self.time_limit_seconds)
+        if first is None:
+            return None
+        if last is None:
+            return f"from {first:%Y-%m-%d %H:%M:%S} UTC"
+        seconds = (last - first).total_seconds()
+        return f"{first:%Y-%m-%d %H:%M:%S} to {last:%H:%M:%S} UTC ({seconds:,.0f} s)"
+
+
+def _when(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def report_headline(
+    what: str, *, vm: str | None = None, alert: str | None = None, severity: str | None = None
+) -> str:
+    """`what; vm-web-1, alert vm-web-cpu Sev2`: the finding, then where and why the capture ran."""
+    rule = " ".join(x for x in (f"alert {alert}" if alert else None, severity) if x)
+    where = ", ".join(x for x in (vm, rule) if x)
+    return f"{what}; {where}" if where else what
 
 
 STOP_REASONS = {
