@@ -204,5 +204,5 @@ def capture_view(
         storage_id=resource.storage_id,
         storage_path=resource.storage_path,
         file_path=resource.file_path,
-        alert=AlertRef(rule=path.rule, instance=path.alert) if path else None,
+        alert=AlertRef(rule=path.rule, instance=path.alert, severity=path.severity) if path else None,
     )
