@@ -109,7 +109,7 @@ def printout(document: Any, ca_bundle: str | None, save_to: Path = REPORTS_DIR) 
             lines.append(f"The chart could not be fetched through its link: {type(exc).__name__}")
         lines.append(
             "The links are served by the local Azurite over HTTPS with the emulator's certificate: "
-            f"curl --cacert {ca_bundle} -o chart.png '<link>' (a browser would first have to trust it)."
+            f"curl --cacert {ca_bundle} -OJ '<link>' (a browser would first have to trust it)."
         )
     return "\n".join(lines)
 
