@@ -17,7 +17,7 @@ from capture.views import AlertRef, Analysis, CaptureView, Links
 __all__ = ["deliver", "render", "report_json", "report_text", "slack_message", "teams_message"]
 
 NOTIFY_TIMEOUT_SECONDS = 10.0
-# Slack's Block Kit limits (https://api.slack.com/reference/block-kit/blocks)
+# Slack's Block Kit limits (https://docs.slack.dev/reference/block-kit/blocks)
 SLACK_HEADER_MAX = 150
 SLACK_TEXT_MAX = 3000
 SLACK_FIELD_MAX = 2000
