@@ -230,7 +230,8 @@ def _analyze_into(report: CaptureView, service: BlobServiceClient) -> None:
         )
         analysis.summary_path = _sibling(report.storage_path, ".summary.json")
         service.get_blob_client(container, _sibling(name, ".png")).upload_blob(
-            render_chart(findings), overwrite=True
+            render_chart(findings, vm=report.vm, alert=report.alert.rule if report.alert else None),
+            overwrite=True,
         )
         analysis.chart_path = _sibling(report.storage_path, ".png")
     except AzureError as exc:

@@ -136,6 +136,8 @@ def capture_writer(azurite: Azurite, ca_bundle: str) -> Any:
             stop=stopped.stop_time,
             bytes_per_packet=stopped.bytes_per_packet,
             total_bytes_per_session=stopped.total_bytes_per_session,
+            traffic_bytes_per_second=stopped.traffic_bytes_per_second,
+            filters=stopped.filters,
         )
         upload_capture(
             azurite.blob_endpoint,
