@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, BinaryIO, cast
 
-from capture.naming import CONTAINER, blob_location
+from capture.naming import CONTAINER, blob_location, parse_storage_path
 from capture.settings import Settings
 from capture.views import Analysis, CaptureView, Links
 
@@ -222,17 +222,22 @@ def _analyze_into(report: CaptureView, service: BlobServiceClient) -> None:
         analysis.error = f"storage refused the download: {type(exc).__name__}"
         return
     analysis.findings = findings.to_dict()
-    analysis.headline = str(analysis.findings.get("headline") or "") or None
+    analysis.headline = findings.headline or None
     analysis.notable = [str(line) for line in analysis.findings.get("notable", [])]
     try:
         service.get_blob_client(container, _sibling(name, ".summary.json")).upload_blob(
             json.dumps(analysis.findings, indent=2, default=str).encode(), overwrite=True
         )
         analysis.summary_path = _sibling(report.storage_path, ".summary.json")
-        service.get_blob_client(container, _sibling(name, ".png")).upload_blob(
-            render_chart(findings, vm=report.vm, alert=report.alert.rule if report.alert else None),
-            overwrite=True,
+        # The alert's time is when the webhook asked for the capture: its storage path says when.
+        requested = parse_storage_path(report.storage_path)
+        chart = render_chart(
+            findings,
+            vm=report.vm,
+            alert=report.alert.rule if report.alert else None,
+            alert_time=requested.started if requested else None,
         )
+        service.get_blob_client(container, _sibling(name, ".png")).upload_blob(chart, overwrite=True)
         analysis.chart_path = _sibling(report.storage_path, ".png")
     except AzureError as exc:
         log.warning("storing findings of %s failed: %s", report.name, type(exc).__name__)

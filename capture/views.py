@@ -111,6 +111,8 @@ class CaptureView(_Camel):
             what = f"Packet capture finished ({self.stop_reason_text or 'stopped'})"
         else:
             what = f"Packet capture {(self.status or 'requested').casefold()}"
+        from capture.analysis import report_headline  # the analysis's words; not loaded by the webhook
+
         alert = self.alert or AlertRef()
         vm = self.vm or self.target or self.name
         return report_headline(what, vm=vm, alert=alert.rule, severity=alert.severity)
@@ -138,15 +140,6 @@ def _when(value: Any) -> datetime | None:
         return datetime.fromisoformat(value).astimezone(UTC)
     except ValueError:
         return None
-
-
-def report_headline(
-    what: str, *, vm: str | None = None, alert: str | None = None, severity: str | None = None
-) -> str:
-    """`what; vm-web-1, alert vm-web-cpu Sev2`: the finding, then where and why the capture ran."""
-    rule = " ".join(x for x in (f"alert {alert}" if alert else None, severity) if x)
-    where = ", ".join(x for x in (vm, rule) if x)
-    return f"{what}; {where}" if where else what
 
 
 STOP_REASONS = {

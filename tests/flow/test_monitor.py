@@ -126,7 +126,8 @@ def test_capture_runs_stops_and_is_reported_once_then_deleted(call, world, recei
     assert cap.replace(".cap", ".png") in names
     # the notification's links open without keys and give the very bytes in storage
     assert note["text"].splitlines()[0] == note["headline"]
-    assert "; vm-web-1" in note["headline"]
+    assert note["headline"].startswith(note["analysis"]["headline"])  # what was found, first
+    assert "SYN flood" in note["headline"] and "; vm-web-1" in note["headline"]
     for field, blob in (("file", cap), ("chart", cap.replace(".cap", ".png"))):
         assert download(note["links"][field], tls_files) == blob_bytes(azurite, tls_files, blob), field
     assert monitor().run().reported == []
