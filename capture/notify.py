@@ -41,6 +41,12 @@ def _expiry(report: CaptureView) -> str | None:
     return f"open without sign-in until {expires:%Y-%m-%d %H:%M} UTC" if expires else None
 
 
+def _notable(report: CaptureView) -> list[str]:
+    """The notable lines under the headline, without the one the headline already says."""
+    headline = report.analysis.headline if report.analysis else None
+    return [line for line in report.notable if line != headline]
+
+
 def _context(report: CaptureView) -> list[tuple[str, str]]:
     """What a reader needs right under the headline: when, why it stopped."""
     lines = []
@@ -55,9 +61,9 @@ def report_text(report: CaptureView) -> str:
     """The report as a person reads it: headline, window, stop reason, notable lines, links."""
     lines = [report.headline()]
     lines += [f"{k}: {v}" for k, v in _context(report)]
-    if report.notable:
+    if notable := _notable(report):
         lines.append("Notable:")
-        lines += [f"  - {n}" for n in report.notable]
+        lines += [f"  - {n}" for n in notable]
     if report.analysis and report.analysis.error:
         lines.append(f"Analysis: {report.analysis.error}")
     alert = report.alert or AlertRef()
@@ -138,8 +144,8 @@ def teams_message(report: CaptureView) -> dict[str, Any]:
                 "text": "  \n".join(f"{k}: {v}" for k, v in context),
             }
         )
-    if report.notable:
-        body.append({"type": "TextBlock", "wrap": True, "text": "\n".join(f"- {n}" for n in report.notable)})
+    if notable := _notable(report):
+        body.append({"type": "TextBlock", "wrap": True, "text": "\n".join(f"- {n}" for n in notable)})
     chart = report.links.chart if report.links else None
     if chart:
         body.append(
@@ -178,7 +184,7 @@ def slack_message(report: CaptureView) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(headline, SLACK_HEADER_MAX)}},
     ]
-    lines = [f"*{k}:* {v}" for k, v in _context(report)] + [f"• {n}" for n in report.notable]
+    lines = [f"*{k}:* {v}" for k, v in _context(report)] + [f"• {n}" for n in _notable(report)]
     if lines:
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": _clip("\n".join(lines), SLACK_TEXT_MAX)}}

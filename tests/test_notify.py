@@ -32,7 +32,11 @@ def report(**changes: object) -> CaptureView:
         "alert": AlertRef(rule="High-CPU", instance="abc-123", severity="Sev2"),
         "analysis": Analysis(
             headline="SYN flood towards 10.0.0.4:443",
-            notable=["1,214 SYNs from 3 sources got no answer", "72% of bytes: a → b:5432"],
+            notable=[
+                "SYN flood towards 10.0.0.4:443",  # the headline: said once, first
+                "1,214 SYNs from 3 sources got no answer",
+                "72% of bytes: a → b:5432",
+            ],
         ),
     }
     values.update(changes)
@@ -70,7 +74,8 @@ def test_json_document_carries_everything_on_call_needs():
     assert capture["startTime"] == "2026-11-25T02:00:00+00:00"
     assert capture["stopReasonText"] == "time limit reached"
     assert capture["storagePath"].endswith("x.cap")
-    assert document["analysis"]["notable"][0].startswith("1,214 SYNs")
+    assert document["analysis"]["notable"][1].startswith("1,214 SYNs")  # the data keeps every line
+    assert document["text"].count("SYN flood towards 10.0.0.4:443") == 1  # the words say it once
     json.dumps(document)
 
 
