@@ -31,6 +31,9 @@ def test_make_run_prints_the_report_headline_first_and_its_links_download(tmp_pa
 
         # headline first: the finding's line names the VM, the alert rule and its severity
         assert printed[1] == note["headline"]
+        assert printed[1].startswith(
+            "SYN flood towards 10.0.0.4:443"
+        )  # the sample VM's scenario, filtered to :443
         assert printed[1].endswith("; vm-web-1, alert vm-web-network-out Sev2")
         assert printed[2].startswith("Window: ") and printed[3] == "Stopped: time limit reached"
         assert "Notable:" in printed
