@@ -277,7 +277,8 @@ class LocalStack:
             f"  ARM emulator {self.emulator.arm_endpoint}   (sample world: {SAMPLE_WORLD.relative_to(ROOT)})",
             f"  Azurite      {self.azurite.blob_endpoint} (blob)",
             f"  Azurite      {self.azurite_queue.queue_endpoint} ({QUEUE_CONNECTION}__queueServiceUri)",
-            f"  notifications are printed here (receiver {self.receiver.url})",
+            f"  reports are printed here as they arrive (receiver {self.receiver.url}); each chart is",
+            f"  fetched through its link into {REPORTS_DIR.relative_to(ROOT)}/ (open it with any image viewer)",
             "",
             "Try (from the repository folder):",
         ]
