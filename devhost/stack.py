@@ -278,7 +278,7 @@ class LocalStack:
             f"  Azurite      {self.azurite.blob_endpoint} (blob)",
             f"  Azurite      {self.azurite_queue.queue_endpoint} ({QUEUE_CONNECTION}__queueServiceUri)",
             f"  reports are printed here as they arrive (receiver {self.receiver.url}); each chart is",
-            f"  fetched through its link into {REPORTS_DIR.relative_to(ROOT)}/ (open it with any image viewer)",
+            f"  fetched through its link into {REPORTS_DIR.relative_to(ROOT)}/ (any image viewer opens it)",
             "",
             "Try (from the repository folder):",
         ]
