@@ -118,6 +118,7 @@ def get_capture(req: func.HttpRequest) -> func.HttpResponse:
             return arm_failure(exc)
         view = ctx.monitor.live(capture) if capture is not None else ctx.blobs.final_report(name)
         if view is not None:
+            ctx.blobs.add_links(view)  # fresh on every read: links are never stored
             return Answer(200, {"status": "ok", "capture": view.to_json()})
         message = (
             f"no capture named {name} started by this app (a finished capture stays visible here once "

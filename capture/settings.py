@@ -194,6 +194,9 @@ def _filters(raw: Any) -> Any:
 Filters = Annotated[tuple[CaptureFilter, ...], BeforeValidator(_filters)]
 
 
+MAX_LINK_LIFETIME_HOURS = 7 * 24
+
+
 class CaptureOptions(BaseModel):
     """What one capture is created with: settings, narrowed by validated alert overrides."""
 
@@ -244,6 +247,8 @@ class Settings(BaseSettings):
     check_max_interval_seconds: int = Field(default=600, ge=60, le=3600)
     # A capture queued this long ago that still exists is queued again (its message was lost).
     requeue_after_seconds: int = Field(default=3600, ge=300, le=86400)
+    # Download links are user-delegation SAS URLs; storage caps a delegation key (so a link) at 7 days.
+    link_lifetime_hours: int = Field(default=24, ge=1, le=MAX_LINK_LIFETIME_HOURS)
 
     @model_validator(mode="before")
     @classmethod

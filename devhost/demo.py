@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from devhost.stack import ROOT, SAMPLES, LocalStack
+from devhost.stack import ROOT, SAMPLES, LocalStack, printout
 
 REPORT = ROOT / ".run" / "demo-report.json"
 
@@ -94,10 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         note = stack.receiver.received[0]
         capture = note["capture"]
-        print(f"\nNotification ({note['outcome']}): {capture['vm']} — {capture['stopReasonText']}")
-        print(f"  capture  {capture['name']}\n  file     {capture['storagePath']}")
-        for line in note["analysis"]["notable"] or [note["analysis"].get("error") or "no findings"]:
-            print(f"  • {line}")
+        print(f"\n{printout(note, stack.emulator.ca_cert_path)}")
         # Fetched now: the app (and its storage) stop when the demo ends.
         report = get(f"{base}/captures/{capture['name']}?code={key}")
         REPORT.parent.mkdir(exist_ok=True)

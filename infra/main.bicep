@@ -126,6 +126,11 @@ param captureNotifyFormat string = 'json'
 @description('CAPTURE_ANALYZE: analyse finished captures.')
 param captureAnalyze bool = true
 
+@minValue(1)
+@maxValue(168)
+@description('CAPTURE_LINK_LIFETIME_HOURS: lifetime of the download links in reports (user-delegation SAS, at most 7 days).')
+param captureLinkLifetimeHours int = 24
+
 // ---------------------------------------------------------------- follow-through queue
 
 @minLength(1)
@@ -209,6 +214,7 @@ var captureAppSettings = {
   CAPTURE_NOTIFY_FORMAT: captureNotifyFormat
   CAPTURE_BLOB_ENDPOINT: captureStorage.outputs.blobEndpoint
   CAPTURE_ANALYZE: captureAnalyze ? 'true' : 'false'
+  CAPTURE_LINK_LIFETIME_HOURS: string(captureLinkLifetimeHours)
   CAPTURE_QUEUE_NAME: captureQueueNames[0]
   CAPTURE_CHECK_MAX_INTERVAL_SECONDS: string(captureCheckMaxIntervalSeconds)
   CAPTURE_REQUEUE_AFTER_SECONDS: string(captureRequeueAfterSeconds)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -96,6 +98,21 @@ def blob_names(azurite: Azurite, tls_files: tuple[Path, Path]) -> list[str]:
     return [b.name for b in service.get_container_client("network-watcher-logs").list_blobs()]
 
 
+def blob_bytes(azurite: Azurite, tls_files: tuple[Path, Path], name: str) -> bytes:
+    service = BlobServiceClient(
+        azurite.blob_endpoint, credential=dev_credential(), connection_verify=str(tls_files[0])
+    )
+    return service.get_blob_client("network-watcher-logs", name).download_blob().readall()
+
+
+def download(url: str, tls_files: tuple[Path, Path]) -> bytes:
+    """What a person's browser gets for a link: no credential, only the URL."""
+    context = ssl.create_default_context(cafile=str(tls_files[0]))
+    with urllib.request.urlopen(url, context=context, timeout=30) as response:
+        body: bytes = response.read()
+        return body
+
+
 def test_capture_runs_stops_and_is_reported_once_with_one_message_then_deleted(
     call, world, receiver, azurite, tls_files, queues
 ):
@@ -134,6 +151,12 @@ def test_capture_runs_stops_and_is_reported_once_with_one_message_then_deleted(
     cap = next(n for n in names if n.endswith(f"{name}.cap"))
     assert cap.replace(".cap", ".summary.json") in names
     assert cap.replace(".cap", ".png") in names
+    # the notification's links open without keys and give the very bytes in storage
+    assert note["text"].splitlines()[0] == note["headline"]
+    assert note["headline"].startswith(note["analysis"]["headline"])  # what was found, first
+    assert "SYN flood" in note["headline"] and "; vm-web-1" in note["headline"]
+    for field, blob in (("file", cap), ("chart", cap.replace(".cap", ".png"))):
+        assert download(note["links"][field], tls_files) == blob_bytes(azurite, tls_files, blob), field
     world.advance(600)
     assert follow(world, queues) == []
     assert len(receiver.received) == 1
@@ -351,7 +374,9 @@ def test_a_capture_named_like_ours_but_started_by_someone_else_is_never_reported
     assert status == 404
 
 
-def test_captures_endpoints_show_live_status_then_the_stored_report(call, world, receiver, queues):
+def test_captures_endpoints_show_live_status_then_the_stored_report(
+    call, world, receiver, queues, tls_files, caplog
+):
     started_status, started, _ = call("alert_webhook", request(body={"targets": [VM_WEB_1], "reason": "x"}))
     assert started_status == 202
     as_started = started["results"][0]["capture"]
@@ -382,6 +407,15 @@ def test_captures_endpoints_show_live_status_then_the_stored_report(call, world,
         assert as_started[key] == as_running[key] == as_reported[key], key
     assert (as_running["outcome"], as_running["analysis"]) == (None, None)
     assert as_reported["stopReasonText"] == "time limit reached"
+    # links: none while running, fresh ones on every read of the report (never stored), all downloading
+    assert as_running["links"] is None
+    links = as_reported["links"]
+    assert {k for k, v in links.items() if v} == {"file", "summary", "chart", "expires"}
+    assert json.loads(download(links["summary"], tls_files))["tcp"]["syns_unanswered"] > 0
+    _, again, _ = call("get_capture", request("GET", f"/api/captures/{name}", route_params={"name": name}))
+    assert again["capture"]["links"]["expires"] >= links["expires"]
+    assert app_context().blobs.final_report(name).links is None  # type: ignore[union-attr]
+    assert "sig=" not in caplog.text
     status, body, _ = call("get_capture", request("GET", "/api/captures/nope", route_params={"name": "nope"}))
     assert (status, body["status"]) == (404, "not_found")
     status, body, _ = call("get_capture", request("GET", "/api/captures/..", route_params={"name": "../x"}))
