@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
@@ -24,7 +25,10 @@ def test_make_run_prints_the_report_headline_first_and_its_links_download(tmp_pa
         status, answer = http("POST", f"{base}/alerts?code=test-key", body)
         assert status == 202, answer
         stack.emulator.advance(120)
-        stack.host.trigger_timer("capture_monitor")
+        stack.host.trigger_timer("capture_monitor")  # queues it; the host's queue listener reports it
+        deadline = time.monotonic() + 60
+        while not stack.receiver.received and time.monotonic() < deadline:
+            stack.receiver.arrived.wait(0.2)
         [note] = stack.receiver.received
         ca = stack.emulator.ca_cert_path
         printed = printout(note, ca, save_to=tmp_path).splitlines()
