@@ -155,14 +155,8 @@ class ReportQueue:
         from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError
 
         if not self.settings.queue_service_uri:
-            log.error(
-                json.dumps(
-                    {
-                        "event": "capture_enqueue_failed",
-                        "capture": request.capture,
-                        "error": "CaptureQueue__queueServiceUri is not set",
-                    }
-                )
+            _log_failure(
+                logging.ERROR, "capture_enqueue_failed", request, "CaptureQueue__queueServiceUri is not set"
             )
             return "failed"
         marker = self._marker(request)
@@ -175,15 +169,7 @@ class ReportQueue:
         except (ResourceExistsError, ResourceModifiedError):
             pass
         except AzureError as exc:
-            log.warning(
-                json.dumps(
-                    {
-                        "event": "capture_marker_failed",
-                        "capture": request.capture,
-                        "error": type(exc).__name__,
-                    }
-                )
-            )
+            _log_failure(logging.WARNING, "capture_marker_failed", request, type(exc).__name__)
             return "failed"
         return self._take_over_if_stale(marker, request)
 
@@ -193,15 +179,7 @@ class ReportQueue:
         try:
             self._send(request)
         except AzureError as exc:
-            log.warning(
-                json.dumps(
-                    {
-                        "event": "capture_enqueue_failed",
-                        "capture": request.capture,
-                        "error": type(exc).__name__,
-                    }
-                )
-            )
+            _log_failure(logging.WARNING, "capture_enqueue_failed", request, type(exc).__name__)
             return "failed"
         return "queued"
 
@@ -215,15 +193,7 @@ class ReportQueue:
         try:
             self._send(request)
         except AzureError as exc:
-            log.warning(
-                json.dumps(
-                    {
-                        "event": "capture_enqueue_failed",
-                        "capture": request.capture,
-                        "error": type(exc).__name__,
-                    }
-                )
-            )
+            _log_failure(logging.WARNING, "capture_enqueue_failed", request, type(exc).__name__)
             # Let the next run try again at once rather than after PENDING_STALE_SECONDS.
             with contextlib.suppress(AzureError):
                 marker.delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
@@ -338,6 +308,10 @@ class ReportQueue:
             except AzureError:
                 continue
         return None
+
+
+def _log_failure(level: int, event: str, request: ReportRequest, error: str) -> None:
+    log.log(level, json.dumps({"event": event, "capture": request.capture, "error": error}))
 
 
 def _dump(marker: _Marker) -> bytes:
