@@ -103,35 +103,31 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert, key
 
 
-@pytest.fixture(scope="session")
-def azurite(tls_files: tuple[Path, Path]) -> Iterator[Azurite]:
-    """One Azurite (blob, HTTPS, --oauth basic) for the session. Missing node_modules is a FAILURE: CI runs
-    ``npm ci`` before the tests, so a missing install means a broken setup, not an optional test."""
+def _running_azurite(tls_files: tuple[Path, Path], service: str, what: str) -> Iterator[Azurite]:
+    """Start one Azurite service for the session and stop it afterwards; failing to start fails the test."""
     cert, key = tls_files
-    server = Azurite(cert, key)
+    server = Azurite(cert, key, service=service)
     try:
         server.start()
     except AzuriteError as exc:
-        pytest.fail(f"cannot start Azurite: {exc}", pytrace=False)
+        pytest.fail(f"cannot start {what}: {exc}", pytrace=False)
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tls_files: tuple[Path, Path]) -> Iterator[Azurite]:
+    """One Azurite (blob, HTTPS, --oauth basic) for the session. Missing node_modules is a FAILURE: CI runs
+    ``npm ci`` before the tests, so a missing install means a broken setup, not an optional test."""
+    yield from _running_azurite(tls_files, "blob", "Azurite")
 
 
 @pytest.fixture(scope="session")
 def azurite_queue(tls_files: tuple[Path, Path]) -> Iterator[Azurite]:
     """Azurite's queue service for the session (HTTPS, --oauth basic); a missing install is a failure."""
-    cert, key = tls_files
-    server = Azurite(cert, key, service="queue")
-    try:
-        server.start()
-    except AzuriteError as exc:
-        pytest.fail(f"cannot start Azurite's queue service: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running_azurite(tls_files, "queue", "Azurite's queue service")
 
 
 @pytest.fixture
