@@ -391,10 +391,6 @@ class Arm:
         self.regions.put(target.key, facts)
         return facts
 
-    def vm_location(self, target: ResourceId) -> str:
-        """The target's region (see vm_facts)."""
-        return self.vm_facts(target).location
-
     def watcher(self, subscription: str, region: str) -> Watcher:
         """The subscription's Network Watcher in `region`, found by location, never by name."""
         key = f"{fold(subscription)}|{fold(region)}"
