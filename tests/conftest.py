@@ -27,6 +27,17 @@ VM_WEB_1 = f"{RG}/rg-app/providers/Microsoft.Compute/virtualMachines/vm-web-1"
 VM_DB_1 = f"{RG}/rg-app/providers/Microsoft.Compute/virtualMachines/vm-db-1"
 VM_WEU_1 = f"{RG}/rg-weu/providers/Microsoft.Compute/virtualMachines/vm-weu-1"
 VMSS_API = f"{RG}/rg-app/providers/Microsoft.Compute/virtualMachineScaleSets/vmss-api"
+# The functions function_app.py registers, as the README documents them.
+FUNCTION_NAMES = frozenset(
+    {
+        "alert_webhook",
+        "list_captures",
+        "get_capture",
+        "capture_monitor",
+        "capture_report",
+        "capture_report_poison",
+    }
+)
 
 
 def payload(name: str) -> dict[str, Any]:

@@ -13,20 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import function_app
-from tests.conftest import SUB, VM_WEB_1, payload, request
+from tests.conftest import FUNCTION_NAMES, SUB, VM_WEB_1, payload, request
 
 
 def test_one_function_app_with_the_documented_functions(functions):
     registers = [v for v in vars(function_app).values() if isinstance(v, func.FunctionRegister)]
     assert len(registers) == 1
-    assert set(functions) == {
-        "alert_webhook",
-        "list_captures",
-        "get_capture",
-        "capture_monitor",
-        "capture_report",
-        "capture_report_poison",
-    }
+    assert set(functions) == FUNCTION_NAMES
     webhook = functions["alert_webhook"].get_trigger()
     assert (webhook.route, webhook.methods, webhook.auth_level) == (
         "alerts",

@@ -11,13 +11,10 @@ import pytest
 
 import capture
 from devhost import LocalHost
+from tests.conftest import FUNCTION_NAMES, STORAGE_ID
 from tests.devhost.devhost_support import REPO_ROOT, call
 
 KEY = "real-app-key-3e9d"
-STORAGE_ID = (
-    "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-capture"
-    "/providers/Microsoft.Storage/storageAccounts/stcaptures"
-)
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +33,7 @@ def host() -> Iterator[LocalHost]:
 
 def test_the_documented_functions_are_served(host: LocalHost) -> None:
     info = {f.name: f for f in host.functions}
-    assert set(info) == {
-        "alert_webhook",
-        "list_captures",
-        "get_capture",
-        "capture_monitor",
-        "capture_report",
-        "capture_report_poison",
-    }
+    assert set(info) == FUNCTION_NAMES
     assert (info["alert_webhook"].route, info["alert_webhook"].methods) == ("/api/alerts", ("POST",))
     assert info["list_captures"].route == "/api/captures"
     assert info["get_capture"].route == "/api/captures/{name}"
