@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -105,23 +104,9 @@ def _child(pattern: str) -> int | None:
 
 
 def _start_worker() -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "devhost", "--app-dir", str(REPO_ROOT), "--port", "0", "--key", "k"),
-            *("--no-local-settings", "--queues", "--queue-poll-interval", "0.2"),
-        ],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("Press Ctrl-C"):
-            return proc
-    proc.kill()
-    raise RuntimeError("a worker host did not start")
+    from devhost.process import start_queue_host
+
+    return start_queue_host(REPO_ROOT, key="k", poll_interval="0.2")
 
 
 @contextmanager

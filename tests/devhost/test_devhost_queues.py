@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -20,11 +18,12 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from devhost import LocalHost
+from devhost.process import start_queue_host
 from devhost.queues import QueueOptions, QueueTriggerError, connection_description, queue_options
 from emulator import FOREIGN_CREDENTIAL_ENV, Emulator
 from emulator.azurite import Azurite
 from emulator.testing import SAMPLE_WORLD
-from tests.devhost.devhost_support import REPO_ROOT, SAMPLE_APP
+from tests.devhost.devhost_support import SAMPLE_APP
 
 KEY = "queue-key-7a1f"
 
@@ -231,44 +230,15 @@ def test_identity_based_connection_uses_the_apps_credential(
         assert any("storage.azure.com" in entry.query.get("resource", "") for entry in emu.identity_log)
 
 
-def start_host_process(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devhost",
-            "--app-dir",
-            str(SAMPLE_APP),
-            "--port",
-            "0",
-            "--key",
-            KEY,
-            "--no-local-settings",
-            "--queues",
-            "--queue-poll-interval",
-            "0.05",
-            *args,
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("Press Ctrl-C"):
-            return proc
-    proc.kill()
-    raise AssertionError(f"the host did not start: {proc.communicate(timeout=30)[1]}")
+def start_host_process(*args: str) -> subprocess.Popen[str]:
+    return start_queue_host(SAMPLE_APP, *args, key=KEY, poll_interval="0.05", keep_stderr=True)
 
 
 def test_two_host_processes_on_one_queue_split_the_messages(
     queues: tuple[QueueClient, QueueClient], tmp_path: Path
 ) -> None:
     queue, _ = queues
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    hosts = [start_host_process(env), start_host_process(env)]
+    hosts = [start_host_process(), start_host_process()]
     try:
         # Four messages that finish only once all four run at the same time. One host runs at most
         # two before one finishes (batchSize 2, newBatchThreshold 1), so this needs both hosts.
@@ -310,15 +280,14 @@ def test_a_message_whose_process_was_killed_is_delivered_again_after_its_lease(
     queues: tuple[QueueClient, QueueClient], tmp_path: Path
 ) -> None:
     queue, _ = queues
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    doomed = start_host_process(env, "--queue-lease", "2")
+    doomed = start_host_process("--queue-lease", "2")
     try:
         message_id = send(queue, {"action": "stall-first", "dir": str(tmp_path)})
         wait_for(lambda: (tmp_path / f"stalled-{message_id}").exists(), "the first run to start")
     finally:
         doomed.kill()  # SIGKILL mid-run: no settling, no renewal any more
         doomed.communicate(timeout=30)
-    survivor = start_host_process(env)
+    survivor = start_host_process()
     try:
         done = tmp_path / f"done-{message_id}"
         wait_for(done.exists, "the second delivery", 60)

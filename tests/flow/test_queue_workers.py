@@ -7,9 +7,7 @@ processes that load the unmodified app and share Azurite and the emulator with t
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +21,7 @@ import capture
 from capture import app_context
 from capture.naming import storage_path
 from capture.resource_ids import parse_resource_id
+from devhost.process import REPO_ROOT, start_queue_host
 from devhost.stack import capture_writer
 from emulator import Emulator
 from emulator.azurite import Azurite
@@ -31,7 +30,6 @@ from tests.conftest import STORAGE_ID, SUB, VM_WEB_1
 from tests.flow.conftest import captures, point_app_at
 from tests.queues import Queues
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
@@ -93,23 +91,7 @@ class HoldingReceiver:
 
 def start_worker(*args: str) -> subprocess.Popen[str]:
     """A local Functions host process running the app's queue triggers (timers off)."""
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "devhost", "--app-dir", str(REPO_ROOT), "--port", "0", "--key", "k"),
-            *("--no-local-settings", "--queues", "--queue-poll-interval", "0.1", *args),
-        ],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("Press Ctrl-C"):
-            return proc
-    proc.kill()
-    raise AssertionError("the worker host did not start")
+    return start_queue_host(REPO_ROOT, *args, key="k", poll_interval="0.1")
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
