@@ -79,7 +79,7 @@ class DeadlineExceeded(Exception):
 
 @dataclass
 class CallScope:
-    """Per-call state of one webhook target or monitor run: its deadline and the ARM requests sent."""
+    """Per-call state of one webhook target, scheduler run or report: its deadline, the ARM requests sent."""
 
     deadline: float | None = None
     calls: int = 0
@@ -487,7 +487,7 @@ class Arm:
         )
 
     def delete_capture(self, watcher: Watcher, name: str) -> bool:
-        """Start deleting; False when it was already gone (another monitor run got there first)."""
+        """Start deleting; False when it was already gone (another report of the capture got there first)."""
         client = self.network(watcher.subscription)
         try:
             self.call(

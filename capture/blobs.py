@@ -88,7 +88,8 @@ class Blobs:
             if client is None:
                 from azure.storage.blob import BlobServiceClient, LinearRetry
 
-                # The storage SDK's default first backoff is 15 s; the monitor runs again within a minute.
+                # The storage SDK's default first backoff is 15 s; the scheduler runs again within a
+                # minute and the queue retries a failed report (visibilityTimeout 30 s).
                 retry = LinearRetry(backoff=1, random_jitter_range=0, retry_total=2)
                 client = self._services[url] = BlobServiceClient(
                     url,
