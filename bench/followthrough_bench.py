@@ -21,8 +21,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -109,20 +107,6 @@ def _start_worker() -> subprocess.Popen[str]:
     return start_queue_host(REPO_ROOT, key="k", poll_interval="0.2")
 
 
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def lifetime_arm_calls(time_limit: int) -> dict[str, int]:
     """ARM calls one capture costs the follow-through over its life (the webhook's own are separate)."""
     from capture.schedule import check_instants
@@ -139,9 +123,10 @@ def run_once(captures: int, size_mb: float, workers: int) -> dict[str, Any]:
     from azure.storage.blob import BlobServiceClient
 
     import capture
+    from bench.common import app_environment
     from capture.naming import blob_location, storage_path
     from capture.resource_ids import parse_resource_id
-    from emulator import FOREIGN_CREDENTIAL_ENV, Emulator
+    from emulator import Emulator
     from emulator.azurite import Azurite, dev_credential
     from emulator.pcapgen import generate
     from emulator.testing import SAMPLE_WORLD
@@ -155,8 +140,6 @@ def run_once(captures: int, size_mb: float, workers: int) -> dict[str, Any]:
             Azurite(cert, key, service="queue") as queues,
             Emulator(SAMPLE_WORLD, time_scale=0.0, retry_after=0.0, cert_dir=Path(tmp)) as emu,
         ):
-            for name in FOREIGN_CREDENTIAL_ENV:
-                os.environ.pop(name, None)
             settings = {
                 **emu.env(),
                 "CAPTURE_STORAGE_ACCOUNT_ID": STORAGE_ID,
@@ -166,8 +149,7 @@ def run_once(captures: int, size_mb: float, workers: int) -> dict[str, Any]:
                 "CAPTURE_ALLOWED_SCOPES": f"/subscriptions/{SUB}",
                 "CAPTURE_MAX_SESSIONS": "10000",
             }
-            with _environment(settings):
-                capture.reset()
+            with app_environment(settings):
                 service = BlobServiceClient(
                     blobs.blob_endpoint, credential=dev_credential(), connection_verify=str(cert)
                 )
