@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ._dissect import SUPPORTED_LINKS
 from ._findings import Findings
-from ._problems import n, pct, plural, size
+from ._problems import busiest_peer, n, pct, plural, size, volume
 
 MAX_NOTABLE = 6
 
@@ -51,15 +51,8 @@ def notable_lines(f: Findings, *, snap_cut: int, talkers_dropped: int) -> list[s
         else lines + limits
     )
     if f.packets:
-        rate = f.packets / f.duration_s if f.duration_s > 0 else 0.0
-        text = (
-            f"{plural(f.packets, 'packet')}, {size(f.bytes)} in {f.duration_s:,.1f} s "
-            f"({rate:,.0f} pkt/s), {pct(f.protocols['tcp'].bytes, f.bytes)} of bytes TCP"
-        )
-        peers = [t for t in f.top_talkers if t.host != f.capture_host]
-        if peers:
-            text += f"; busiest peer {peers[0].host} ({pct(peers[0].bytes, f.bytes)} of bytes)"
-        overview = text
+        tcp = pct(f.protocols["tcp"].bytes, f.bytes)
+        overview = f"{volume(f)}, {tcp} of bytes TCP{busiest_peer(f)}"
     else:
         overview = "The capture holds no packets"
     return [*lines[: MAX_NOTABLE - 1], overview]

@@ -66,6 +66,18 @@ def plural(count: int, word: str) -> str:
     return f"{n(count)} {word[:-1]}ies" if word.endswith("y") else f"{n(count)} {word}s"
 
 
+def volume(f: Findings) -> str:
+    """What the capture holds: packets, bytes, duration and the mean rate."""
+    rate = f.packets / f.duration_s if f.duration_s > 0 else 0.0
+    return f"{plural(f.packets, 'packet')}, {size(f.bytes)} in {f.duration_s:,.1f} s ({rate:,.0f} pkt/s)"
+
+
+def busiest_peer(f: Findings) -> str:
+    """The busiest host other than the VM as ``; busiest peer <host> (<share> of bytes)``, or empty."""
+    peers = [t for t in f.top_talkers if t.host != f.capture_host]
+    return f"; busiest peer {peers[0].host} ({pct(peers[0].bytes, f.bytes)} of bytes)" if peers else ""
+
+
 def _who(counts: list[Count], limit: int = 3) -> str:
     """``a (12), b (3)``: the first few culprits with their counts."""
     return ", ".join(f"{c.name} ({n(c.count)})" for c in counts[:limit])
@@ -288,15 +300,7 @@ def nothing_abnormal(f: Findings) -> str:
     """The headline of a capture without problems: say so, and what it held."""
     if not f.packets:
         return "No packets captured: nothing to judge (check the capture's filters and the VM's traffic)"
-    rate = f.packets / f.duration_s if f.duration_s > 0 else 0.0
-    text = (
-        f"Nothing abnormal: {plural(f.packets, 'packet')}, {size(f.bytes)} in {f.duration_s:,.1f} s "
-        f"({rate:,.0f} pkt/s)"
-    )
-    peers = [t for t in f.top_talkers if t.host != f.capture_host]
-    if peers:
-        text += f"; busiest peer {peers[0].host} ({pct(peers[0].bytes, f.bytes)} of bytes)"
-    return text
+    return f"Nothing abnormal: {volume(f)}{busiest_peer(f)}"
 
 
 def report_headline(
