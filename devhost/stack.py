@@ -94,11 +94,39 @@ def _headline(document: Any) -> str:
     return json.dumps(document)[:300]
 
 
+# Each ring file is generated at most this big, which keeps the local stack quick.
+RING_FILE_MAX_BYTES = 1_000_000
+
+
 def capture_writer(azurite: Azurite, ca_bundle: str) -> Any:
     """The emulator's stop hook: write a real capture file where the capture said it would be."""
 
     def write(stopped: StoppedCapture) -> None:
         if not stopped.storage_path:
+            return
+        for ring_file in stopped.ring_files:
+            # A continuous capture leaves the files its ring kept, each one window of the VM's traffic.
+            if ring_file.storage_path is None:
+                continue
+            part = generate_for_capture(
+                scenario=stopped.scenario,
+                start=ring_file.start_time,
+                stop=ring_file.stop_time,
+                bytes_per_packet=stopped.bytes_per_packet,
+                total_bytes_per_session=stopped.file_size_bytes,
+                traffic_bytes_per_second=stopped.traffic_bytes_per_second,
+                seed=ring_file.sequence,
+                max_bytes=RING_FILE_MAX_BYTES,
+                anomaly_start=stopped.anomaly_start,
+            )
+            upload_capture(
+                azurite.blob_endpoint,
+                dev_credential(),
+                ring_file.storage_path,
+                part.data,
+                connection_verify=ca_bundle,
+            )
+        if stopped.ring_files:
             return
         generated = generate_for_capture(
             scenario=stopped.scenario,
@@ -106,6 +134,7 @@ def capture_writer(azurite: Azurite, ca_bundle: str) -> Any:
             stop=stopped.stop_time,
             bytes_per_packet=stopped.bytes_per_packet,
             total_bytes_per_session=stopped.total_bytes_per_session,
+            anomaly_start=stopped.anomaly_start,
         )
         upload_capture(
             azurite.blob_endpoint,

@@ -504,6 +504,7 @@ class _Gen:
         out: BinaryIO | None,
         rate_scale: float = 1.0,
         target_bytes: int | None = None,
+        anomaly_start: datetime | None = None,
     ) -> None:
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; expected one of {', '.join(SCENARIOS)}")
@@ -514,6 +515,14 @@ class _Gen:
         self.truth = Truth(scenario=scenario, seed=seed, fmt=fmt, snaplen=snaplen)
         self.t0 = int(start.timestamp()) * 1_000_000_000 + start.microsecond * 1000
         self.end = self.t0 + int(duration_s * 1e9)
+        # The scenario's own traffic (a SYN flood...) begins here; the normal web mix runs from t0.
+        self.anomaly_t0 = (
+            self.t0
+            if anomaly_start is None
+            else int(anomaly_start.timestamp()) * 1_000_000_000 + anomaly_start.microsecond * 1000
+        )
+        # With a late anomaly the pilot's rate is not the file's: keep the file inside its window.
+        self.bounded = anomaly_start is not None
         self.snaplen = snaplen
         self.fmt = fmt
         self.nano = nanosecond
@@ -890,18 +899,23 @@ class _Gen:
         arrivals: list[tuple[int, int, Callable[[int], None], float]] = []
         for n, (fn, rate) in enumerate(self.mix()):
             r = rate * self.rate_scale
-            arrivals.append((self.t0 + int(self.rng.expovariate(r) * 1e9), n, fn, r))
+            begin = self.t0 if n < _WEB_MIX else max(self.t0, self.anomaly_t0)
+            arrivals.append((begin + int(self.rng.expovariate(r) * 1e9), n, fn, r))
         heapq.heapify(arrivals)
         while arrivals:
             t, n, fn, rate = arrivals[0]
             if self.target is None:
                 if t >= self.end:
                     break
-            elif self.created_bytes >= self.target:
+            elif self.created_bytes >= self.target or (self.bounded and t >= self.end):
                 break
             self.flush(t)
             fn(t)
             heapq.heapreplace(arrivals, (t + max(1, int(self.rng.expovariate(rate) * 1e9)), n, fn, rate))
+
+
+# The first entries of every mix are the normal web traffic; the scenario's anomaly follows them.
+_WEB_MIX = 3
 
 
 def _simulate(
@@ -916,6 +930,7 @@ def _simulate(
     big_endian: bool,
     target_bytes: int | None,
     out: BinaryIO | None,
+    anomaly_start: datetime | None = None,
 ) -> tuple[bytes, Truth]:
     scale = 1.0
     if target_bytes is not None:
@@ -947,6 +962,7 @@ def _simulate(
         out=out,
         rate_scale=scale,
         target_bytes=target_bytes,
+        anomaly_start=anomaly_start,
     )
     g.run()
     data = g.finish()
@@ -967,13 +983,16 @@ def generate(
     nanosecond: bool = False,
     big_endian: bool = False,
     target_bytes: int | None = None,
+    anomaly_start: datetime | None = None,
 ) -> GeneratedCapture:
     """Generate a capture in memory.
 
     ``snaplen`` emulates Network Watcher's bytesToCapturePerPacket (0 = whole frames). ``fmt`` is ``pcap``
     (libpcap, what Network Watcher writes) or ``pcapng``; ``nanosecond`` and ``big_endian`` pick the other
     pcap variants. With ``target_bytes`` the arrival rates are scaled so the file is about that big and
-    spans about ``duration_s`` (it stops once the target is reached).
+    spans about ``duration_s`` (it stops once the target is reached). ``anomaly_start``: the scenario's
+    own traffic (the SYN flood of ``synflood``...) begins then instead of at ``start``, as an incident
+    that starts minutes before the alert fires (None: from the start; after the end: never).
     """
     data, truth = _simulate(
         scenario,
@@ -986,6 +1005,7 @@ def generate(
         big_endian=big_endian,
         target_bytes=target_bytes,
         out=None,
+        anomaly_start=anomaly_start,
     )
     return GeneratedCapture(data=data, truth=truth)
 
@@ -1035,6 +1055,7 @@ def generate_for_capture(
     traffic_bytes_per_second: float | None = None,
     seed: int = 0,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    anomaly_start: datetime | None = None,
 ) -> GeneratedCapture:
     """The file an emulated capture leaves behind when it stops (the emulator's stop hook calls this).
 
@@ -1056,6 +1077,7 @@ def generate_for_capture(
         snaplen=bytes_per_packet,
         seed=seed,
         target_bytes=max(4096, min(limits)),
+        anomaly_start=anomaly_start,
     )
 
 
