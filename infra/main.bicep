@@ -120,6 +120,33 @@ param captureNotifyFormat string = 'json'
 @description('CAPTURE_ANALYZE: analyse finished captures.')
 param captureAnalyze bool = true
 
+// ---------------------------------------------------------------- flight recorder (continuous capture, PREVIEW)
+
+@minLength(1)
+@maxLength(512)
+@description('CAPTURE_RECORDER_TAG: VMs and scale sets tagged with this name and the value "on" get a ring capture.')
+param captureRecorderTag string = 'capture-recorder'
+
+@minValue(0)
+@maxValue(10000)
+@description('CAPTURE_RECORDER_MAX: rings per regional watcher (0 turns the recorder off).')
+param captureRecorderMax int = 2
+
+@minValue(1)
+@maxValue(10000)
+@description('CAPTURE_RECORDER_FILE_COUNT: files a ring keeps.')
+param captureRecorderFileCount int = 10
+
+@minValue(102400)
+@maxValue(4294967295)
+@description('CAPTURE_RECORDER_FILE_SIZE_BYTES: size of each ring file.')
+param captureRecorderFileSizeBytes int = 419430400
+
+@minValue(900)
+@maxValue(604800)
+@description('CAPTURE_RECORDER_SESSION_SECONDS: a ring session\'s length; it is replaced before it ends.')
+param captureRecorderSessionSeconds int = 86400
+
 // ---------------------------------------------------------------- follow-through queue
 
 @minLength(1)
@@ -191,6 +218,11 @@ var captureAppSettings = {
   CAPTURE_NOTIFY_FORMAT: captureNotifyFormat
   CAPTURE_BLOB_ENDPOINT: captureStorage.outputs.blobEndpoint
   CAPTURE_ANALYZE: captureAnalyze ? 'true' : 'false'
+  CAPTURE_RECORDER_TAG: captureRecorderTag
+  CAPTURE_RECORDER_MAX: string(captureRecorderMax)
+  CAPTURE_RECORDER_FILE_COUNT: string(captureRecorderFileCount)
+  CAPTURE_RECORDER_FILE_SIZE_BYTES: string(captureRecorderFileSizeBytes)
+  CAPTURE_RECORDER_SESSION_SECONDS: string(captureRecorderSessionSeconds)
 }
 
 // ---------------------------------------------------------------- resource group and platform
