@@ -16,7 +16,9 @@ import threading
 from capture.arm import Arm
 from capture.blobs import Blobs
 from capture.monitor import Monitor
+from capture.notify import deliver
 from capture.orchestrator import Orchestrator, Reservations
+from capture.recorder import Recorder
 from capture.settings import Settings, load_settings
 
 __all__ = ["AppContext", "app_context", "reset"]
@@ -30,7 +32,14 @@ class AppContext:
         self.arm = Arm(settings)
         self.reservations = Reservations()
         self.blobs = Blobs(settings, self.arm.credential)
-        self.orchestrator = Orchestrator(self.arm, settings, self.reservations)
+        self.recorder = Recorder(
+            self.arm,
+            settings,
+            self.reservations,
+            self.blobs,
+            notify=lambda report: deliver(report, settings.notify_urls, settings.notify_format),
+        )
+        self.orchestrator = Orchestrator(self.arm, settings, self.reservations, self.recorder)
         self.monitor = Monitor(self.arm, settings, analyzer=self.blobs.analyzer())
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import azure.functions as func
 
 from capture.arm import ArmError
-from capture.context import app_context
+from capture.context import AppContext, app_context
 from capture.errors import InputError
 from capture.settings import DEFAULT_MONITOR_SCHEDULE, SettingsError
 from capture.webhook import Answer, arm_failure, handle_alert, rejected
@@ -107,10 +107,43 @@ def get_capture(req: func.HttpRequest) -> func.HttpResponse:
     return guarded(work)
 
 
+def run_recorder(ctx: AppContext) -> None:
+    """One flight-recorder pass (after the monitor's), with its one log line."""
+    if not ctx.recorder.enabled:
+        return
+    try:
+        subscriptions = ctx.monitor.subscriptions()
+    except ArmError as exc:
+        log.warning(json.dumps({"event": "recorder_run", "error": exc.code}))
+        return
+    run = ctx.recorder.run(subscriptions)
+    busy = run.armed or run.replaced or run.disarmed or run.reported or run.problems or run.errors
+    log.log(
+        logging.INFO if busy else logging.DEBUG,
+        json.dumps(
+            {
+                "event": "recorder_run",
+                "armed": run.armed,
+                "replaced": run.replaced,
+                "disarmed": run.disarmed,
+                "postStopped": run.post_stopped,
+                "reported": [r.name for r in run.reported],
+                "problems": len(run.problems),
+                "errors": run.errors[:5],
+                "armCalls": run.arm_calls,
+                "skipped": run.skipped,
+            }
+        ),
+    )
+
+
 @bp.timer_trigger(arg_name="timer", schedule=_monitor_schedule(), run_on_startup=False)
 def capture_monitor(timer: func.TimerRequest) -> None:
-    """Follow captures to their end: notify, store findings, delete the finished resource."""
-    result = app_context().monitor.run()
+    """Follow captures to their end: notify, store findings, delete the finished resource; keep the
+    flight recorder's rings armed, replaced, followed through and re-armed."""
+    ctx = app_context()
+    result = ctx.monitor.run()
+    run_recorder(ctx)
     busy = result.reported or result.undelivered or result.errors
     log.log(
         logging.INFO if busy else logging.DEBUG,

@@ -69,6 +69,7 @@ class CaptureView(_Camel):
     alert: AlertRef | None = None
     outcome: Literal["completed", "failed"] | None = None  # set once the capture has ended
     analysis: Analysis | None = None  # set in the final report
+    recorder: dict[str, Any] | None = None  # a frozen flight-recorder ring: its timeline around the alert
     follow: str | None = None
 
     def model_post_init(self, __context: Any) -> None:

@@ -52,6 +52,7 @@ STATUS_CODES: dict[Outcome, int] = {
     Outcome.REJECTED: 400,
     Outcome.UNAVAILABLE: 503,
     Outcome.STARTED: 202,
+    Outcome.FROZEN: 202,
     Outcome.FAILED: 502,
     Outcome.FORBIDDEN: 403,
     Outcome.LIMITED: 200,
@@ -90,6 +91,8 @@ def result_json(result: TargetResult) -> dict[str, Any]:
         body["capture"] = result.capture.to_json()
     if result.error is not None:
         body["error"] = result.error
+    if result.window is not None:
+        body["window"] = result.window
     return body
 
 
@@ -134,7 +137,7 @@ def handle_alert(body: bytes, ctx: AppContext) -> Answer:
         "alert": _alert_summary(event),
         "results": [result_json(r) for r in results],
     }
-    if word is Outcome.STARTED:
+    if word in (Outcome.STARTED, Outcome.FROZEN):
         payload["follow"] = FOLLOW
     return Answer(status_code, payload)
 
