@@ -2,13 +2,15 @@
 
 A representative run of the real app (webhook -> capture on a VM, on a scale-set instance and in a second
 region, duplicate, the captures endpoints, the monitor following captures to their end and deleting them,
-the subscription list) goes against the ARM emulator; its request log is mapped to RBAC operations and
+the subscription list, the flight recorder arming a tagged VM, freezing it on an alert, reporting and
+disarming it) goes against the ARM emulator; its request log is mapped to RBAC operations and
 compared with infra/app/roles.json, scope by scope. An ARM request without a mapping fails the test, so
 a new ARM call in the app cannot slip past the role.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from devhost.stack import NotificationReceiver, capture_writer
 from emulator import Emulator, RequestRecord
 from emulator.azurite import Azurite
 from emulator.testing import SAMPLE_WORLD
-from tests.conftest import VM_WEB_1, VM_WEU_1, VMSS_API, payload, request
+from tests.conftest import RG, VM_WEB_1, VM_WEU_1, VMSS_API, payload, request
 from tests.flow.conftest import point_app_at
 from tests.infra.bicep import main, module_body, module_file, reference, roles
 
@@ -34,6 +36,8 @@ TARGETS = "targets"  # the capture scopes (subscriptions or resource groups of t
 STORAGE = "captureStorage"  # the capture storage account
 
 Need = tuple[str, str]  # (scope kind, RBAC action)
+
+RECORDED = f"{RG}/rg-web/providers/Microsoft.Compute/virtualMachines/vm-web-01"
 
 _SUB = r"/subscriptions/[^/]+"
 _RG = _SUB + r"/resourcegroups/[^/]+"
@@ -63,6 +67,12 @@ OPERATIONS = (
         (),
         "tenant-level subscription list: returns the subscriptions where the caller holds any role; "
         "it checks no action of ours",
+    ),
+    Operation(
+        "GET",
+        _SUB + r"/resources",
+        ((LOOKUP, "Microsoft.Resources/subscriptions/resources/read"),),
+        "Resources_List filtered by tag: the flight recorder finds the opted-in VMs, one call per subscription",
     ),
     Operation(
         "GET",
@@ -159,14 +169,15 @@ def operation_for(record: RequestRecord) -> Operation:
     )
 
 
-def needs_of(log: list[RequestRecord], created: dict[str, dict[str, Any]]) -> dict[Need, set[str]]:
-    """Every (scope kind, action) the logged requests need, with the requests that need it."""
+def needs_of(log: list[RequestRecord]) -> dict[Need, set[str]]:
+    """Every (scope kind, action) the logged requests need, with the requests that need it (a PUT's
+    linked access from the body it sent)."""
     needs: dict[Need, set[str]] = {}
     for record in log:
         operation = operation_for(record)
         wanted = list(operation.needs)
         if record.method == "PUT":
-            body = created[record.path.casefold()]["properties"]
+            body = json.loads(record.body)["properties"]
             wanted += LINKED_ACCESS[body["targetType"]]
             if (body.get("storageLocation") or {}).get("storageId"):
                 wanted += LINKED_ACCESS["storageId"]
@@ -260,13 +271,25 @@ def app_run(call, world, receiver) -> tuple[list[RequestRecord], dict[str, dict[
     result = monitor().run()
     assert sorted(r.name for r in result.reported) == sorted(started)
     assert len(receiver.received) == 3
+    # The flight recorder: arm a tagged VM, freeze it on an alert, report the timeline, disarm on untag.
+    ctx = app_context()
+    ctx.recorder.clock = world.clock.now_datetime
+    world.world.set_tags(RECORDED, {"capture-recorder": "on"})
+    assert len(ctx.recorder.run(ctx.monitor.subscriptions()).armed) == 1
+    world.advance(60)
+    status, answer, _ = call("alert_webhook", request(body={"targets": [RECORDED], "reason": "recorder"}))
+    assert (status, answer["status"]) == (202, "frozen")
+    world.advance(61)
+    assert len(ctx.recorder.run(ctx.monitor.subscriptions()).reported) == 1
+    world.world.set_tags(RECORDED, {})
+    assert len(ctx.recorder.run(ctx.monitor.subscriptions()).disarmed) == 1
     assert {r.method for r in world.request_log} >= {"GET", "PUT", "POST", "DELETE"}
     return world.request_log, created
 
 
 def test_custom_roles_hold_exactly_the_actions_the_app_uses(app_run):
     log, created = app_run
-    needs = needs_of(log, created)
+    needs = needs_of(log)
     problems = compare(needs, set(role_actions()))
     assert not problems, "infra/app/roles.json and the app's ARM calls disagree:\n  " + "\n  ".join(problems)
 
@@ -274,7 +297,7 @@ def test_custom_roles_hold_exactly_the_actions_the_app_uses(app_run):
 def test_every_scope_kind_is_exercised(app_run):
     log, created = app_run
     assert (
-        {kind for kind, _ in needs_of(log, created)} == set(roles()) == {WATCHERS, LOOKUP, TARGETS, STORAGE}
+        {kind for kind, _ in needs_of(log)} == set(roles()) == {WATCHERS, LOOKUP, TARGETS, STORAGE}
     )
 
 
