@@ -195,7 +195,10 @@ def _timeline(
             json.dumps({**timeline.summary, "findings": timeline.analysis.findings}, default=str).encode(),
             overwrite=True,
         )
-        client.get_blob_client(f"{folder}timeline.png").upload_blob(render_chart(findings), overwrite=True)
+        first = findings.start and datetime.fromisoformat(findings.start).timestamp()
+        marker = alert_at.timestamp() - first if first else None
+        chart = render_chart(findings, marker_s=marker)
+        client.get_blob_client(f"{folder}timeline.png").upload_blob(chart, overwrite=True)
         timeline.analysis.summary_path = summary_name
         timeline.analysis.chart_path = f"{folder}timeline.png"
     except AzureError as exc:

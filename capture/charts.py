@@ -206,18 +206,23 @@ def _bytes(value: float) -> str:
     return f"{value:.0f} B"
 
 
-def render_chart(findings: Findings, *, width: int = WIDTH, height: int = HEIGHT) -> bytes:
-    """PNG bytes: packets/s over time on top, the busiest peers by bytes below."""
+def render_chart(
+    findings: Findings, *, width: int = WIDTH, height: int = HEIGHT, marker_s: float | None = None
+) -> bytes:
+    """PNG bytes: packets/s over time on top, the busiest peers by bytes below; `marker_s` (seconds from
+    the first packet) draws the alert's time as a vertical line, so before and after read at a glance."""
     width, height = max(320, width), max(240, height)
     cv = _Canvas(width, height)
     left, right = 56, width - 16
     top_h = int(height * 0.52)
-    _rate_panel(cv, findings, left, right, 10, top_h)
+    _rate_panel(cv, findings, left, right, 10, top_h, marker_s)
     _talker_panel(cv, findings, 16, right, top_h + 24, height - 10)
     return cv.png()
 
 
-def _rate_panel(cv: _Canvas, f: Findings, left: int, right: int, top: int, bottom: int) -> None:
+def _rate_panel(
+    cv: _Canvas, f: Findings, left: int, right: int, top: int, bottom: int, marker_s: float | None = None
+) -> None:
     cv.text(left, top, "PACKETS/S")
     if f.start:
         stamp = f.start[:19].replace("T", " ") + "Z"
@@ -250,6 +255,11 @@ def _rate_panel(cv: _Canvas, f: Findings, left: int, right: int, top: int, botto
         cv.rect(left + x, lo, left + x + 1, min(hi, plot_bottom + 1), _LINE)
         prev_top = y_top
     cv.rect(left, plot_top, left + 1, plot_bottom + 1, _INK)
+    total_s = f.series.bucket_s * n
+    if marker_s is not None and total_s > 0 and 0 <= marker_s <= total_s:
+        x = left + round(marker_s / total_s * (span - 1))
+        cv.rect(x, plot_top, x + 2, plot_bottom + 1, _BAR)
+        cv.text(min(x + 4, right - text_width("ALERT")), plot_top, "ALERT", _BAR)
     # time axis: start, middle, end (relative), and the bucket width
     total = f.series.bucket_s * n
     for frac in (0.0, 0.5, 1.0):

@@ -67,3 +67,17 @@ def test_chart_of_an_empty_capture() -> None:
     width, height, _, rows = decode_png(render_chart(empty, width=400, height=300))
     assert (width, height) == (400, 300)
     assert all(5 not in r for r in rows)  # no bars
+
+
+def test_the_alert_marker_is_a_vertical_line_where_the_alert_was(capture: CaptureFactory) -> None:
+    f = analyze(io.BytesIO(capture("synflood").data))
+    total = f.series.bucket_s * len(f.series.packets_per_s)
+    _, height, _, rows = decode_png(render_chart(f, marker_s=total / 2))
+    _, _, _, plain = decode_png(render_chart(f))
+    top = rows[20 : height // 2 - 20]
+    # The marker (and its label) in the bar colour (5), which the plain rate panel never uses, starts at
+    # the middle of the plot (x 56..703).
+    columns = {x for r in top for x, v in enumerate(r) if v == 5}
+    assert columns and min(columns) == 56 + round((WIDTH - 16 - 56 - 1) / 2)
+    assert max(columns) < WIDTH // 2 + 80
+    assert all(5 not in r for r in plain[20 : height // 2 - 20])
