@@ -297,3 +297,13 @@ def test_a_vm_without_the_agent_or_watcher_is_reported_once_then_backed_off(worl
     second = run(world)
     assert second.problems == []
     assert world.count("PUT") == 0
+
+
+def test_the_monitor_timer_runs_the_recorder(world: Emulator, functions: dict[str, Any]) -> None:
+    from azure.functions.timer import TimerRequest
+
+    tag(world, VM_WEB_1)
+    timer = TimerRequest(past_due=False)
+    functions["capture_monitor"].get_user_function()(timer)
+    (ring,) = rings(world)
+    assert ring["properties"]["target"] == VM_WEB_1 and ring["properties"]["continuousCapture"] is True

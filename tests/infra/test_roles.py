@@ -288,17 +288,15 @@ def app_run(call, world, receiver) -> tuple[list[RequestRecord], dict[str, dict[
 
 
 def test_custom_roles_hold_exactly_the_actions_the_app_uses(app_run):
-    log, created = app_run
+    log, _ = app_run
     needs = needs_of(log)
     problems = compare(needs, set(role_actions()))
     assert not problems, "infra/app/roles.json and the app's ARM calls disagree:\n  " + "\n  ".join(problems)
 
 
 def test_every_scope_kind_is_exercised(app_run):
-    log, created = app_run
-    assert (
-        {kind for kind, _ in needs_of(log)} == set(roles()) == {WATCHERS, LOOKUP, TARGETS, STORAGE}
-    )
+    log, _ = app_run
+    assert {kind for kind, _ in needs_of(log)} == set(roles()) == {WATCHERS, LOOKUP, TARGETS, STORAGE}
 
 
 def test_an_unmapped_arm_request_fails_with_a_clear_message():
