@@ -46,7 +46,7 @@ REGIONS: tuple[tuple[str, str, str], ...] = (
     ("eastus", "NetworkWatcherRG", "NetworkWatcher_eastus"),
     ("westeurope", "rg-network", "nw-weu-prod"),
 )
-SECTIONS = ("latency", "scaling", "storm", "coldstart", "faults", "analysis")
+SECTIONS = ("latency", "scaling", "storm", "coldstart", "faults", "analysis", "recorder")
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ class Config:
     import_runs: int = 5
     analysis_size_mb: float = 200.0
     analysis_repeat: int = 3
+    recorder_runs: int = 5  # flight-recorder freezes (the first cold)
     page_size: int = 1000  # ARM list page size (resources, watchers, captures)
     # Retry-After on LRO answers, whole seconds (the SDK reads the header of LRO answers as an int); the
     # emulated operations finish after as long; 0 = no header and operations finish at once.
@@ -105,6 +106,7 @@ class Config:
             import_runs=2,
             analysis_size_mb=20.0,
             analysis_repeat=1,
+            recorder_runs=3,
         )
         return replace(base, **overrides)
 
@@ -134,6 +136,7 @@ class Config:
             import_runs=1,
             analysis_size_mb=2.0,
             analysis_repeat=1,
+            recorder_runs=2,
             page_size=50,
             retry_after=0,
         )
