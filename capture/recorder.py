@@ -275,25 +275,22 @@ class Recorder:
         )
         if refusal is not None and refusal.outcome is Outcome.DUPLICATE:
             return TargetResult(target.raw, Outcome.DUPLICATE, f"ring {ring.name} is being frozen")
+        if refusal is not None:
+            # No slot for the post-alert ring: a frozen ring without one could not be followed through,
+            # so the ring keeps recording (nothing lost yet) and the answer says why.
+            return TargetResult(
+                target.raw, Outcome.LIMITED, f"ring {ring.name} keeps recording: {refusal.reason}"
+            )
         now = self.clock()
         frozen_at = now.replace(microsecond=0)
         try:
             if status.active:
                 self.arm.stop_capture(watcher, ring.name)
         except BaseException:
-            if refusal is None:
-                self.reservations.release(watcher, post_name)
+            self.reservations.release(watcher, post_name)
             raise
         window = self._window(status, now)
         view = capture_view(ring, watcher, status)
-        if refusal is not None:  # limited: the evidence is kept, the aftermath is not recorded
-            return TargetResult(
-                target.raw,
-                Outcome.FROZEN,
-                f"ring {ring.name} frozen; no post-alert ring: {refusal.reason}",
-                capture=view,
-                window=window,
-            )
         path = self.post_path(ring, frozen_at, event)
         body = self.ring_body(owner, path, self.settings.time_limit_seconds)
         try:

@@ -307,3 +307,21 @@ def test_the_monitor_timer_runs_the_recorder(world: Emulator, functions: dict[st
     functions["capture_monitor"].get_user_function()(timer)
     (ring,) = rings(world)
     assert ring["properties"]["target"] == VM_WEB_1 and ring["properties"]["continuousCapture"] is True
+
+
+def test_no_slot_for_the_post_alert_ring_keeps_the_ring_recording(
+    world: Emulator, monkeypatch: pytest.MonkeyPatch, call: Any
+) -> None:
+    monkeypatch.setenv("CAPTURE_MAX_SESSIONS", "2")
+    capture.reset()
+    app_context().recorder.clock = world.clock.now_datetime
+    tag(world, VM_WEB_1)
+    run(world)
+    status, _ = alert(call, VM_DB_1, "other-incident")  # the watcher's last slot
+    assert status == 202
+    world.advance(30)
+    status, answer = alert(call, VM_WEB_1)
+    assert (status, answer["status"]) == (200, "limited")
+    assert world.count("POST", "/stop") == 0
+    (ring,) = rings(world)
+    assert status_of(world, ring)["packetCaptureStatus"] == "Running"
