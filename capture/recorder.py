@@ -543,6 +543,8 @@ class Recorder:
         now = self.clock()
         ends = post.frozen_at + timedelta(seconds=self.settings.time_limit_seconds)
         grace_over = now >= ends + timedelta(seconds=self.settings.start_grace_seconds)
+        if frozen is not None and self.arm.capture_status(watcher, frozen.name).active:
+            return  # its files reach storage only once its session has stopped
         resource = frozen or post_ring
         report = capture_view(resource, watcher)
         report.name = post.frozen
