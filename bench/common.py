@@ -46,7 +46,7 @@ REGIONS: tuple[tuple[str, str, str], ...] = (
     ("eastus", "NetworkWatcherRG", "NetworkWatcher_eastus"),
     ("westeurope", "rg-network", "nw-weu-prod"),
 )
-SECTIONS = ("latency", "scaling", "storm", "coldstart", "faults", "analysis", "recorder")
+SECTIONS = ("latency", "scaling", "storm", "coldstart", "faults", "delivery", "analysis", "recorder")
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,10 @@ class Config:
     fault_probability: float = 0.05
     fault_retry_after: float = 1.0
     fault_callers: int = 4
+    # Targets of one manual request (the whole-delivery budget); 500 is the cap per delivery.
+    delivery_targets: tuple[int, ...] = (300, 500)
+    delivery_latency_ms: float = 100.0  # ARM latency per call in that section
+    delivery_retries: int = 5  # at most this many redeliveries until nothing is unavailable
     coldstart_runs: int = 3
     import_runs: int = 5
     analysis_size_mb: float = 200.0
@@ -132,6 +136,8 @@ class Config:
             fault_alerts=12,
             fault_retry_after=0.05,
             fault_callers=3,
+            delivery_targets=(24,),
+            delivery_latency_ms=1.0,
             coldstart_runs=1,
             import_runs=1,
             analysis_size_mb=2.0,

@@ -38,6 +38,10 @@ def _section(name: str) -> Callable[[Config], dict[str, Any]]:
         from bench.webhook_bench import faults_section
 
         return faults_section
+    if name == "delivery":
+        from bench.webhook_bench import delivery_section
+
+        return delivery_section
     if name == "storm":
         from bench.storm_bench import storm_section
 

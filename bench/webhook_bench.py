@@ -29,6 +29,7 @@ adds ``latency`` to every ARM call (not to identity calls).
 
 from __future__ import annotations
 
+import json
 import statistics
 import threading
 import time
@@ -481,3 +482,55 @@ def faults_section(cfg: Config) -> dict[str, Any]:
     result = _run_session(bench, cfg, body)
     result["latency_ms_per_call"] = cfg.latency_ms
     return result
+
+
+# ------------------------------------------------------------------ one delivery, many targets
+
+
+def delivery_section(cfg: Config) -> dict[str, Any]:
+    """One manual request naming many VMs (none seen before: each needs its VM lookup), with every ARM
+    call slowed to `delivery_latency_ms`; then the same request again, as Azure Monitor retries a 503,
+    until nothing is left unavailable. Shows that one deadline bounds the whole delivery and that a
+    retry finishes the job (what started answers `duplicate`)."""
+    bench = build_world(sum(cfg.delivery_targets) + 1, unrelated=cfg.resources)
+    progress(
+        f"delivery: one request naming {', then '.join(map(str, cfg.delivery_targets))} VMs, "
+        f"{cfg.delivery_latency_ms:g} ms per ARM call, redelivered while any target is unavailable"
+    )
+
+    def one_request(session: _Session, count: int) -> dict[str, Any]:
+        emu = session.emu
+        targets = [vm.id for vm in bench.take(count)]
+        request = json.dumps({"targets": targets, "reason": f"bench: one delivery, {count} targets"}).encode()
+        before = len(emu.capture_ids())
+        deliveries = []
+        for _ in range(1 + cfg.delivery_retries):
+            emu.clear_log()
+            answer = session.client.post(request)
+            deliveries.append(
+                {
+                    "status": answer.status,
+                    "seconds": round(answer.seconds, 3),
+                    "counts": dict(answer.body.get("counts") or {}),
+                    "results_shown": len(answer.body.get("results") or []),
+                    "answer_bytes": len(json.dumps(answer.body)),
+                    "arm_calls": len(emu.request_log),
+                }
+            )
+            if answer.status != 503:
+                break
+        return {
+            "targets": count,
+            "deliveries": deliveries,
+            "captures_created": len(emu.capture_ids()) - before,
+        }
+
+    def body(session: _Session) -> dict[str, Any]:
+        session.emu.latency = cfg.delivery_latency_ms / 1000.0
+        try:
+            runs = [one_request(session, count) for count in cfg.delivery_targets]
+        finally:
+            session.emu.latency = 0.0
+        return {"latency_ms_per_call": cfg.delivery_latency_ms, "budget_s": cfg.budget_s, "runs": runs}
+
+    return _run_session(bench, cfg, body, captures=0)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from capture.resource_ids import ResourceId, parse_resource_id
+from capture.resource_ids import ResourceId, fold, parse_resource_id, region_name
 from capture.settings import Settings
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ __all__ = [
     "CaptureStatus",
     "DeadlineExceeded",
     "Tagged",
+    "VmFacts",
     "Watcher",
     "call_scope",
     "remaining",
@@ -197,11 +198,19 @@ class CaptureStatus:
     @property
     def active(self) -> bool:
         """Not started yet, running, or not known to have ended: it still occupies the VM."""
-        return self.status.casefold() in ACTIVE_STATUSES
+        return fold(self.status) in ACTIVE_STATUSES
 
     @property
     def ended(self) -> bool:
-        return self.status.casefold() in TERMINAL_STATUSES
+        return fold(self.status) in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class VmFacts:
+    """What one VM lookup tells the app: the region (for the watcher) and the OS (for local paths)."""
+
+    location: str
+    os_type: str | None  # "Linux" / "Windows", None when Azure did not say
 
 
 @dataclass(frozen=True)
@@ -316,7 +325,7 @@ class Arm:
 
     def _client(self, cache: dict[str, Any], factory: Callable[..., Any], subscription: str) -> Any:
         """One client per subscription and kind, built on first use and shared by every thread."""
-        key = subscription.casefold()
+        key = fold(subscription)
         client = cache.get(key)
         if client is None:
             credential = self.credential()
@@ -368,9 +377,15 @@ class Arm:
                 transient=True,
             ) from None
 
-    def vm_location(self, target: ResourceId) -> str:
-        """The target's region: cached per VM, else one GET through azure-mgmt-resource."""
-        cached: str | None = self.regions.get(target.key)
+    def known_vm(self, target: ResourceId) -> VmFacts | None:
+        """What an earlier lookup found about the VM (no Azure call)."""
+        cached: VmFacts | None = self.regions.get(target.key)
+        return cached
+
+    def vm_facts(self, target: ResourceId) -> VmFacts:
+        """The target's region and OS: cached per VM, else one GET through azure-mgmt-resource (the
+        same answer carries both, so knowing the OS costs no extra call)."""
+        cached = self.known_vm(target)
         if cached:
             return cached
         resource = self.call(
@@ -378,34 +393,34 @@ class Arm:
             target.raw,
             api_version=self.settings.compute_api_version,
         )
-        location = (resource.location or "").replace(" ", "").casefold()
+        location = region_name(resource.location or "")
         if not location:
-            raise ArmError("LocationUnknown", f"Azure returned no location for {target.raw}")
-        self.regions.put(target.key, location)
-        return location
+            raise ArmError("LocationUnknown", f"Azure returned no usable location for {target.raw}")
+        facts = VmFacts(location, _os_type(resource.properties))
+        self.regions.put(target.key, facts)
+        return facts
+
+    def vm_location(self, target: ResourceId) -> str:
+        """The target's region (see vm_facts)."""
+        return self.vm_facts(target).location
 
     def watcher(self, subscription: str, region: str) -> Watcher:
         """The subscription's Network Watcher in `region`, found by location, never by name."""
-        key = f"{subscription.casefold()}|{region.casefold()}"
+        key = f"{fold(subscription)}|{fold(region)}"
         cached: Watcher | None = self.watchers.get(key)
         if cached:
             return cached
         found = None
         for watcher in self.list_watchers(subscription):
-            self.watchers.put(f"{subscription.casefold()}|{watcher.location}", watcher)
-            if watcher.location == region.casefold():
+            self.watchers.put(f"{fold(subscription)}|{watcher.location}", watcher)
+            if watcher.location == fold(region):
                 found = watcher
         if found is None:
-            raise ArmError(
-                "NetworkWatcherNotFound",
-                f"subscription {subscription} has no Network Watcher in region '{region}'. Enable it with "
-                f"`az network watcher configure --locations {region} --enabled true "
-                f"--resource-group NetworkWatcherRG` (or in the portal: Network Watcher > Overview > Add).",
-            )
+            raise ArmError("NetworkWatcherNotFound", _no_watcher(subscription, region))
         return found
 
     def forget_watcher(self, watcher: Watcher) -> None:
-        self.watchers.drop(f"{watcher.subscription.casefold()}|{watcher.location}")
+        self.watchers.drop(f"{fold(watcher.subscription)}|{watcher.location}")
 
     def list_watchers(self, subscription: str) -> list[Watcher]:
         client = self.network(subscription)
@@ -510,6 +525,27 @@ class Arm:
         return [str(item["subscriptionId"]) for item in self._items(client, url)]
 
 
+def _no_watcher(subscription: str, region: str) -> str:
+    """The message for a region without a watcher; the suggested command is built from a checked
+    region name only (never from raw payload text)."""
+    name = region_name(region)
+    text = f"subscription {subscription} has no Network Watcher in region '{name or 'unknown'}'."
+    if name is None:
+        return f"{text} Enable Network Watcher in the VM's region (portal: Network Watcher > Overview > Add)."
+    return (
+        f"{text} Enable it with `az network watcher configure --locations {name} --enabled true "
+        "--resource-group NetworkWatcherRG` (or in the portal: Network Watcher > Overview > Add)."
+    )
+
+
+def _os_type(properties: Any) -> str | None:
+    """`storageProfile.osDisk.osType` of a VM (or scale-set instance) resource: "Linux" / "Windows"."""
+    value: Any = properties
+    for key in ("storageProfile", "osDisk", "osType"):
+        value = value.get(key) if isinstance(value, dict) else None
+    return {"linux": "Linux", "windows": "Windows"}.get(fold(value)) if isinstance(value, str) else None
+
+
 def _response_error(response: Any) -> ArmError:
     """An ArmError from a raw response, classified like the SDK operations' errors."""
     status = int(response.status_code)
@@ -539,7 +575,7 @@ def _watcher(resource_id: str, location: str) -> Watcher:
         subscription=rid.subscription,
         resource_group=rid.resource_group,
         name=rid.names[-1],
-        location=location.replace(" ", "").casefold(),
+        location=fold(location.replace(" ", "")),
     )
 
 

@@ -195,9 +195,7 @@ def _timeline(
             json.dumps({**timeline.summary, "findings": timeline.analysis.findings}, default=str).encode(),
             overwrite=True,
         )
-        first = findings.start and datetime.fromisoformat(findings.start).timestamp()
-        marker = alert_at.timestamp() - first if first else None
-        chart = render_chart(findings, marker_s=marker)
+        chart = render_chart(findings, alert_time=alert_at)
         client.get_blob_client(f"{folder}timeline.png").upload_blob(chart, overwrite=True)
         timeline.analysis.summary_path = summary_name
         timeline.analysis.chart_path = f"{folder}timeline.png"
@@ -237,7 +235,8 @@ def _analyze_into(report: CaptureView, service: BlobServiceClient) -> None:
         )
         analysis.summary_path = _sibling(report.storage_path, ".summary.json")
         service.get_blob_client(container, _sibling(name, ".png")).upload_blob(
-            render_chart(findings), overwrite=True
+            render_chart(findings, vm=report.vm, alert=report.alert.rule if report.alert else None),
+            overwrite=True,
         )
         analysis.chart_path = _sibling(report.storage_path, ".png")
     except AzureError as exc:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from capture.arm import ArmError
+from capture.errors import InputError
 from capture.payloads import AlertEvent
 from capture.resource_ids import InvalidResourceId, ResourceId, Scope, parse_resource_id
 from capture.views import CaptureView
@@ -59,6 +60,8 @@ class Plan:
     results: list[TargetResult] = field(default_factory=list)
     capturable: list[ResourceId] = field(default_factory=list)
     malformed: list[TargetResult] = field(default_factory=list)
+    # The first malformed target, as the input error the whole alert is rejected with (where it is).
+    rejection: InputError | None = None
 
 
 def plan(event: AlertEvent, allowed_scopes: tuple[Scope, ...]) -> Plan:
@@ -76,11 +79,14 @@ def plan(event: AlertEvent, allowed_scopes: tuple[Scope, ...]) -> Plan:
     if not event.targets:
         result.results.append(TargetResult(None, Outcome.IGNORED, "the alert names no target resource"))
         return result
-    for raw in event.targets:
+    locations = event.target_locations or ["target"] * len(event.targets)
+    for raw, location in zip(event.targets, locations, strict=True):
         try:
             target = parse_resource_id(raw)
         except InvalidResourceId as exc:
-            result.malformed.append(TargetResult(raw, Outcome.REJECTED, f"malformed resource ID: {exc}"))
+            reason = f"malformed resource ID: {exc}"
+            result.malformed.append(TargetResult(raw, Outcome.REJECTED, reason))
+            result.rejection = result.rejection or InputError(reason, location)
             continue
         if target.kind is None:
             kind = target.resource_type

@@ -13,13 +13,35 @@ from typing import Any
 
 from pydantic import ValidationError
 
-__all__ = ["InputError", "describe", "input_error", "join_location", "kind_of"]
+__all__ = ["InputError", "bounded", "describe", "input_error", "join_location", "kind_of", "quote"]
+
+# Echoed input is cut to this many characters: enough to recognise a value, never a 4,000-digit echo.
+ECHO_CHARS = 64
+# A whole message (and a location) never grows past this, whatever it quotes.
+MESSAGE_CHARS = 600
+
+
+def quote(value: object) -> str:
+    """Caller input, quoted for a message: repr() of at most ECHO_CHARS characters, then an ellipsis."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > ECHO_CHARS:
+        return repr(text[:ECHO_CHARS]) + "…"
+    return repr(text)
+
+
+def bounded(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """Any message text, cut to `limit` characters with an ellipsis (the one cap every message passes)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class InputError(ValueError):
-    """Input the app will not act on; `location` points at the offending part."""
+    """Input the app will not act on; `location` points at the offending part.
+
+    Message and location are bounded here, so no path through the app can echo a huge value.
+    """
 
     def __init__(self, message: str, location: str = "body") -> None:
+        message, location = bounded(message), bounded(location, 200)
         super().__init__(message, location)
         self.message = message
         self.location = location
@@ -64,7 +86,10 @@ def describe(error: Any, hints: Mapping[str, str], known: tuple[str, ...] = ()) 
     if kind == "extra_forbidden":
         top_level = len(loc) == 1
         return f"unknown field; expected only: {', '.join(known)}" if known and top_level else "unknown field"
-    return str(error["msg"]).removeprefix("Value error, ")
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"expected {hint or 'an integer'}, got {got}"
+    # Our own validators' words (ValueError messages); pydantic's other messages never quote input.
+    return bounded(str(error["msg"]).removeprefix("Value error, "))
 
 
 def join_location(prefix: str, loc: Iterable[Any]) -> str:

@@ -62,9 +62,15 @@ def guarded(work: Callable[[], Answer]) -> func.HttpResponse:
 
 
 @bp.route(route="alerts", methods=["POST"])
-def alert_webhook(req: func.HttpRequest) -> func.HttpResponse:
-    """Azure Monitor alert webhook: start packet captures for the VMs a fired alert names."""
-    return guarded(lambda: handle_alert(req.get_body(), app_context()))
+def alert_webhook(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """Azure Monitor alert webhook: start packet captures for the VMs a fired alert names.
+
+    The invocation id (also in the host's own log lines for this request) is every log line's requestId.
+    """
+    request_id = context.invocation_id
+    return guarded(
+        lambda: handle_alert(req.get_body(), app_context(), headers=dict(req.headers), request_id=request_id)
+    )
 
 
 @bp.route(route="captures", methods=["GET"])

@@ -26,6 +26,7 @@ from capture.arm import Arm, ArmError, CaptureInfo, CaptureStatus, Watcher, call
 from capture.blobs import Analyzer
 from capture.naming import PathInfo, is_ours, parse_storage_path
 from capture.notify import deliver
+from capture.resource_ids import fold
 from capture.settings import Settings
 from capture.views import Analysis, CaptureView, capture_view, stop_reason_text
 
@@ -87,7 +88,7 @@ class Monitor:
         if self.settings.allowed_scopes:
             seen: dict[str, str] = {}
             for scope in self.settings.allowed_scopes:
-                seen.setdefault(scope.subscription.casefold(), scope.subscription)
+                seen.setdefault(fold(scope.subscription), scope.subscription)
             return list(seen.values())
         return self.arm.list_subscriptions()
 
@@ -109,7 +110,7 @@ class Monitor:
 
     def find(self, name: str) -> OurCapture | None:
         for capture in self.our_captures():
-            if capture.name.casefold() == name.casefold():
+            if fold(capture.name) == fold(name):
                 return capture
         return None
 
@@ -134,7 +135,7 @@ class Monitor:
             log.warning(json.dumps({"event": "monitor_error", "error": exc.code}))
             return result
         for capture in captures:
-            state = (capture.resource.provisioning_state or "").casefold()
+            state = fold(capture.resource.provisioning_state or "")
             if state == "deleting":
                 continue  # being cleaned up: its report was delivered
             try:
@@ -157,17 +158,13 @@ class Monitor:
                 report, "failed", "Azure could not create the capture (provisioningState Failed)"
             )
         status = self.arm.capture_status(capture.watcher, capture.name)
-        if status.status.casefold() == "stopped" and not status.errors:
+        if fold(status.status) == "stopped" and not status.errors:
             return self._final(capture.view(status), "completed")
         if status.ended:
             return self._final(capture.view(status), "failed")
         grace = timedelta(seconds=self.settings.start_grace_seconds)
         path = capture.path
-        if (
-            status.status.casefold() == "notstarted"
-            and path is not None
-            and self.clock() - path.started > grace
-        ):
+        if fold(status.status) == "notstarted" and path is not None and self.clock() - path.started > grace:
             return self._final(
                 capture.view(status),
                 "failed",

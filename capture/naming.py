@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
-from capture.resource_ids import ResourceId
+from capture.resource_ids import ResourceId, fold
 
 __all__ = [
     "CONTAINER",
@@ -39,7 +39,7 @@ def _segment(text: str) -> str:
 
 
 def _slug(text: str, limit: int) -> str:
-    slug = _UNSAFE.sub("-", text.casefold()).strip("-")
+    slug = _UNSAFE.sub("-", fold(text)).strip("-")
     return slug[:limit].strip("-") or "x"
 
 
@@ -50,7 +50,7 @@ def target_label(target: ResourceId) -> str:
 
 def capture_name(prefix: str, target: ResourceId, instance_key: str) -> str:
     """`{prefix}-{vm}-{hash}`: readable in the portal, unique per (VM, alert instance), ≤ 80 chars."""
-    digest = hashlib.sha256(f"{target.key}|{instance_key.casefold()}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{target.key}|{fold(instance_key)}".encode()).hexdigest()[:16]
     vm = _slug(target_label(target), MAX_NAME_LENGTH - len(prefix) - len(digest) - 2)
     return f"{prefix}-{vm}-{digest}"
 

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from capture.arm import Arm, ArmError, CaptureInfo, Watcher
+from capture.arm import Arm, ArmError, CaptureInfo, VmFacts, Watcher
 from capture.decisions import Outcome, TargetResult
 from capture.naming import capture_name, storage_path
 from capture.payloads import AlertEvent
-from capture.resource_ids import ResourceId
-from capture.settings import CaptureOptions, Settings
+from capture.resource_ids import ResourceId, fold
+from capture.settings import CaptureOptions, Settings, local_path_os
 from capture.views import capture_view
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from capture.recorder import Recorder
 
 
-__all__ = ["Orchestrator", "Reservations", "build_body"]
+__all__ = ["Listings", "Orchestrator", "Reservations", "build_body"]
 # Reservations of captures this process created are dropped once a list that started later has
 # been seen (that list then shows the capture, or shows that it is gone).
 _RECENT_SECONDS = 600.0
@@ -56,7 +57,7 @@ class Reservations:
 
     def _slots(self, watcher: Watcher) -> _WatcherSlots:
         with self._lock:
-            return self._watchers.setdefault(watcher.id.casefold(), _WatcherSlots())
+            return self._watchers.setdefault(fold(watcher.id), _WatcherSlots())
 
     def reserve(
         self,
@@ -78,34 +79,71 @@ class Reservations:
             # the list is the truth for it. Others' reservations are skipped here, never removed, because a
             # concurrent caller with an older list still needs them.
             live = [h for h in slots.pending.values() if h.created_at is None or h.created_at >= listed_at]
-            if any(h.name.casefold() == name.casefold() for h in live):
+            if any(fold(h.name) == fold(name) for h in live):
                 return TargetResult(target.raw, Outcome.DUPLICATE, f"capture {name} is being created")
             for held in live:
                 if held.target_key == target.key:
                     return TargetResult(
                         target.raw, Outcome.DUPLICATE, f"capture {held.name} was just started on this VM"
                     )
-            names = {n.casefold() for n in listed} | {h.name.casefold() for h in live}
+            names = {fold(n) for n in listed} | {fold(h.name) for h in live}
             if len(names) >= limit:
                 return TargetResult(
                     target.raw,
                     Outcome.LIMITED,
                     f"watcher {watcher.name} has {len(names)} captures; CAPTURE_MAX_SESSIONS is {limit}",
                 )
-            slots.pending[name.casefold()] = _Reservation(name, target.key)
+            slots.pending[fold(name)] = _Reservation(name, target.key)
             return None
 
     def created(self, watcher: Watcher, name: str) -> None:
         slots = self._slots(watcher)
         with slots.lock:
-            held = slots.pending.get(name.casefold())
+            held = slots.pending.get(fold(name))
             if held is not None:
                 held.created_at = time.monotonic()
 
     def release(self, watcher: Watcher, name: str) -> None:
         slots = self._slots(watcher)
         with slots.lock:
-            slots.pending.pop(name.casefold(), None)
+            slots.pending.pop(fold(name), None)
+
+
+@dataclass
+class _Listing:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    listed_at: float = 0.0
+    captures: list[CaptureInfo] | None = None
+
+
+class Listings:
+    """The watchers' capture lists, shared by the targets of one delivery: one list per watcher, not one
+    per target (a delivery naming 300 VMs of one region lists that watcher once).
+
+    Sharing is safe for the limit and duplicate checks: captures this process creates after the list
+    are in `Reservations` (created after `listed_at`), exactly as for a list taken per target.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watchers: dict[str, _Listing] = {}
+
+    def get(
+        self, watcher: Watcher, fetch: Callable[[Watcher], list[CaptureInfo]]
+    ) -> tuple[float, list[CaptureInfo]]:
+        """(when the list started, the captures), listing the watcher if this delivery has not yet."""
+        with self._lock:
+            entry = self._watchers.setdefault(fold(watcher.id), _Listing())
+        with entry.lock:
+            if entry.captures is None:
+                listed_at = time.monotonic()
+                entry.captures = fetch(watcher)
+                entry.listed_at = listed_at
+            return entry.listed_at, entry.captures
+
+    def forget(self, watcher: Watcher) -> None:
+        with self._lock:
+            self._watchers.pop(fold(watcher.id), None)
 
 
 def _targets_vm(capture: CaptureInfo, target: ResourceId) -> bool:
@@ -113,8 +151,8 @@ def _targets_vm(capture: CaptureInfo, target: ResourceId) -> bool:
     if not capture.target:
         return False
     if target.kind == "vm":
-        return capture.target.casefold() == target.key
-    if capture.target.casefold() != (target.scale_set_id or "").casefold():
+        return fold(capture.target) == target.key
+    if fold(capture.target) != fold(target.scale_set_id or ""):
         return False
     instance = target.instance_id or ""
     return (not capture.include or instance in capture.include) and instance not in capture.exclude
@@ -139,7 +177,7 @@ def build_body(
             settings.storage_account_name, name, target, datetime.now(UTC), event.rule, event.instance_key
         )
     if options.local_path:
-        windows = "\\" in options.local_path or options.local_path[1:2] == ":"
+        windows = local_path_os(options.local_path) == "Windows"
         location.file_path = options.local_path + ("\\" if windows else "/") + f"{name}.cap"
     params = PacketCaptureParameters(
         target=target.raw if target.kind == "vm" else (target.scale_set_id or target.raw),
@@ -155,6 +193,10 @@ def build_body(
     return PacketCapture(properties=params)
 
 
+def _region_note(hinted: str | None, actual: str) -> str:
+    return f"the alert named region '{hinted}', but the VM is in '{actual}'" if hinted else ""
+
+
 class Orchestrator:
     """Starts captures for the capturable targets of fired alerts."""
 
@@ -166,30 +208,105 @@ class Orchestrator:
         self.reservations = reservations
         self.recorder = recorder
 
-    def start(self, event: AlertEvent, target: ResourceId, options: CaptureOptions) -> TargetResult:
-        """One target's outcome; Azure failures become `failed` (502) or `unavailable` (503)."""
+    def start(
+        self,
+        event: AlertEvent,
+        target: ResourceId,
+        options: CaptureOptions,
+        listings: Listings | None = None,
+    ) -> TargetResult:
+        """One target's outcome; Azure failures become `failed` (502) or `unavailable` (503).
+
+        The targets of one delivery pass one `Listings`, so each watcher is listed once per delivery.
+        """
         try:
-            return self._start(event, target, options)
+            return self._start(event, target, options, listings or Listings())
         except ArmError as exc:
             return TargetResult.from_arm_error(target.raw, exc)
 
-    def _start(self, event: AlertEvent, target: ResourceId, options: CaptureOptions) -> TargetResult:
-        name = capture_name(self.settings.name_prefix, target, event.instance_key)
-        region = (event.region or "").replace(" ", "").casefold() or self.arm.vm_location(target)
-        watcher = self.arm.watcher(target.subscription, region)
-        listed_at = time.monotonic()
+    def _start(
+        self, event: AlertEvent, target: ResourceId, options: CaptureOptions, listings: Listings
+    ) -> TargetResult:
+        """The payload's region is a hint that saves the VM lookup; the VM's own region is the truth.
+
+        A disagreement is seen for free when the VM's region is cached; otherwise only when Azure refuses
+        (then one lookup, on the failure path only): the capture then goes to the VM's region and the
+        answer says the alert named another. The warm path stays at 2 calls.
+        """
+        facts = self.arm.known_vm(target)
+        hinted = event.region
+        if hinted is None or (facts is not None and facts.location != hinted):
+            facts = facts or self.arm.vm_facts(target)
+            return self._start_in(
+                event, target, options, listings, facts, _region_note(hinted, facts.location)
+            )
         try:
-            captures = self.arm.list_captures(watcher)
+            return self._start_in(event, target, options, listings, facts or VmFacts(hinted, None), "")
+        except ArmError as exc:
+            if exc.transient:
+                raise
+            facts = self.arm.vm_facts(target)
+            if facts.location == hinted:
+                raise
+        return self._start_in(event, target, options, listings, facts, _region_note(hinted, facts.location))
+
+    def _start_in(
+        self,
+        event: AlertEvent,
+        target: ResourceId,
+        options: CaptureOptions,
+        listings: Listings,
+        facts: VmFacts,
+        note: str,
+    ) -> TargetResult:
+        try:
+            result = self._capture(event, target, options, listings, facts)
+        except ArmError as exc:
+            if note:
+                raise ArmError(
+                    exc.code, f"{exc.message} ({note})", status=exc.status, transient=exc.transient
+                ) from None
+            raise
+        if note:
+            result.reason = f"{result.reason} ({note})"
+        return result
+
+    def _capture(
+        self,
+        event: AlertEvent,
+        target: ResourceId,
+        options: CaptureOptions,
+        listings: Listings,
+        facts: VmFacts,
+    ) -> TargetResult:
+        name = capture_name(self.settings.name_prefix, target, event.instance_key)
+        region = facts.location
+        if options.local_path and facts.os_type and local_path_os(options.local_path) != facts.os_type:
+            # Azure would refuse it (or write somewhere unintended): answered like Azure's own refusal.
+            kind = local_path_os(options.local_path)
+            return TargetResult(
+                target.raw,
+                Outcome.FAILED,
+                f"the local path is a {kind} path but the VM runs {facts.os_type}",
+                error={
+                    "code": "LocalPathNotForThisOs",
+                    "message": f"a {kind} local path cannot be used on a {facts.os_type} VM; give a path "
+                    f"under the {facts.os_type} root (CAPTURE_LOCAL_ROOT_{facts.os_type.upper()})",
+                },
+            )
+        watcher = self.arm.watcher(target.subscription, region)
+        try:
+            listed_at, captures = listings.get(watcher, self.arm.list_captures)
         except ArmError as exc:
             if exc.status != 404:
                 raise
             # The cached watcher is gone (deleted or recreated under another name): look again once.
+            listings.forget(watcher)
             self.arm.forget_watcher(watcher)
             watcher = self.arm.watcher(target.subscription, region)
-            listed_at = time.monotonic()
-            captures = self.arm.list_captures(watcher)
+            listed_at, captures = listings.get(watcher, self.arm.list_captures)
         for capture in captures:
-            if (capture.name or "").casefold() == name.casefold():
+            if fold(capture.name or "") == fold(name):
                 return TargetResult(
                     target.raw,
                     Outcome.DUPLICATE,
@@ -205,7 +322,7 @@ class Orchestrator:
         for capture in captures:
             if not _targets_vm(capture, target):
                 continue
-            if (capture.provisioning_state or "").casefold() in {
+            if fold(capture.provisioning_state or "") in {
                 "failed",
                 "deleting",
             }:

@@ -22,11 +22,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
 
-from capture.errors import InputError, input_error, kind_of
-from capture.resource_ids import InvalidResourceId, parse_resource_id
+from capture.errors import InputError, input_error, kind_of, quote
+from capture.resource_ids import InvalidResourceId, fold, parse_resource_id, region_name
 from capture.settings import CaptureOverrides, OverrideLimits
 
-__all__ = ["MAX_BODY_BYTES", "SCHEMA_NAMES", "AlertEvent", "alert_from_json", "parse_alert"]
+__all__ = ["MAX_BODY_BYTES", "MAX_TARGETS", "SCHEMA_NAMES", "AlertEvent", "alert_from_json", "parse_alert"]
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -56,6 +56,8 @@ _LOG_API_LINK = re.compile(
     r"^https://api\.loganalytics\.(?:io|azure\.com)/v1(/subscriptions/[^?#]+?)/query(?:[?#]|$)", re.IGNORECASE
 )
 _LOG_API_LINKS = ("linkToFilteredSearchResultsAPI", "linkToSearchResultsAPI")
+MAX_TARGETS = 500  # per delivery: what one answer (and the webhook's time budget) can cover
+MAX_NUMBER_DIGITS = 100
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _US_TIME = "%m/%d/%Y %I:%M:%S %p"  # Log V1 sometimes sends "3/22/2019 1:36:31 PM"
 _SCHEMA_IDS = (
@@ -84,6 +86,8 @@ class AlertEvent(BaseModel):
     condition: str  # monitorCondition / status as sent ("Fired" for schemas that carry none)
     fired_at: datetime | None = None  # timezone-aware
     targets: list[str] = Field(default_factory=list)  # as sent, de-duplicated case-insensitively
+    # Where each target is in the caller's body (`data.essentials.alertTargetIDs[0]`, `targets[2]`).
+    target_locations: list[str] = Field(default_factory=list)
     region: str | None = None  # only when the payload carries the target's region (classic)
     rule: str | None = None
     severity: str | None = None  # as sent: "Sev3", "3", "Warning"
@@ -111,9 +115,16 @@ def alert_from_json(payload: object, limits: OverrideLimits | None = None) -> Al
         )
     try:
         _check_unicode(payload)
-        return _dispatch(payload, limits or OverrideLimits())
+        event = _dispatch(payload, limits or OverrideLimits())
     except RecursionError:
         raise InputError("the JSON is nested too deeply", "body") from None
+    if len(event.targets) > MAX_TARGETS:
+        raise InputError(
+            f"the request names {len(event.targets)} targets; at most {MAX_TARGETS} are accepted per "
+            "delivery (send the rest in further requests)",
+            event.target_locations[MAX_TARGETS],
+        )
+    return event
 
 
 # --- decoding and dispatch -------------------------------------------------------------------------
@@ -136,7 +147,7 @@ def _decode(body: bytes) -> Any:
     if not text.strip():
         raise InputError("the body is empty; expected a JSON object (an alert or a manual request)", "body")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         raise InputError(
             f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
@@ -145,7 +156,7 @@ def _decode(body: bytes) -> Any:
         ) from None
     except RecursionError:
         raise InputError("the JSON is nested too deeply", "body") from None
-    except ValueError as exc:  # NaN/Infinity, integers beyond Python's digit limit
+    except ValueError as exc:  # NaN/Infinity, huge integers: our own messages (below)
         raise InputError(f"the body is not acceptable JSON: {exc}", "body") from None
 
 
@@ -172,15 +183,23 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _bounded_int(text: str) -> int:
+    """JSON integers up to MAX_NUMBER_DIGITS digits (no alert field needs more; Python's own limit
+    would answer with its internals)."""
+    if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise ValueError(f"a number has more than {MAX_NUMBER_DIGITS} digits")
+    return int(text)
+
+
 def _dispatch(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
     schema_id = _ci_get(payload, "schemaId")
     if schema_id is not None:
         if not isinstance(schema_id, str):
             raise InputError(f"expected a string, got {kind_of(schema_id)}", "schemaId")
-        parser = _PARSERS.get(schema_id.strip().casefold())
+        parser = _PARSERS.get(fold(schema_id.strip()))
         if parser is None:
             raise InputError(
-                f"unknown schemaId {schema_id!r}; expected one of: {', '.join(_SCHEMA_IDS)}", "schemaId"
+                f"unknown schemaId {quote(schema_id)}; expected one of: {', '.join(_SCHEMA_IDS)}", "schemaId"
             )
         return parser(payload, limits)
     if _ci_has(payload, "targets"):
@@ -205,10 +224,10 @@ class _Model(BaseModel):
     def _fold_keys(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        aliases = {(f.alias or n).casefold(): (f.alias or n) for n, f in cls.model_fields.items()}
+        aliases = {fold(f.alias or n): (f.alias or n) for n, f in cls.model_fields.items()}
         out: dict[Any, Any] = {}
         for key, value in data.items():
-            alias = aliases.get(key.casefold()) if isinstance(key, str) else None
+            alias = aliases.get(fold(key)) if isinstance(key, str) else None
             if alias is None:
                 out.setdefault(key, value)
             elif key == alias or alias not in out:
@@ -348,6 +367,7 @@ _FIELD_HINTS = {
 
 
 _M = TypeVar("_M", bound=_Model)
+_Target = tuple[str, str]  # a target as sent, and where it is in the body
 
 
 def _validate(model: type[_M], payload: Any, prefix: str = "") -> _M:
@@ -370,15 +390,16 @@ def _common(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
         ess.monitor_condition, {"Fired": True, "Resolved": False}, "data.essentials.monitorCondition"
     )
 
-    targets = list(ess.alert_target_ids or [])
+    found = [(t, f"data.essentials.alertTargetIDs[{i}]") for i, t in enumerate(ess.alert_target_ids or [])]
     if family in _LOG_FAMILIES:
         # Workspace-scoped rules name the workspace; the VM is in the _ResourceId / ResourceId dimension
         # (v2) or search-result column (v1), which is also the most specific resource for any log rule.
-        found = _log_resource_ids(context)
-        if found:
-            targets = found
-        elif not targets:
-            targets = _link_resource_ids(context)
+        from_logs = _log_resource_ids(context, "data.alertContext")
+        if from_logs:
+            found = from_logs
+        elif not found:
+            found = _link_resource_ids(context, "data.alertContext")
+    targets = [t for t, _ in found]
 
     # Custom properties: data.customProperties; metric and log-v2 rules also (or only) carry them in
     # alertContext.properties. Elsewhere alertContext.properties is the activity-log event's own.
@@ -392,12 +413,10 @@ def _common(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
     # fired and resolved notifications of one instance share it. Test-action activity-log and budget
     # payloads carry a rule/cost path instead, so those get a hash that adds the fire time and event.
     alert_id = ess.alert_id
-    if "/providers/microsoft.alertsmanagement/alerts/" in alert_id.casefold():
+    if "/providers/microsoft.alertsmanagement/alerts/" in fold(alert_id):
         key = alert_id
     else:
-        key = _derived_key(
-            "common", alert_id.casefold(), ess.fired_date_time, _ci_get(context, "eventDataId")
-        )
+        key = _derived_key("common", fold(alert_id), ess.fired_date_time, _ci_get(context, "eventDataId"))
 
     not_resource = None
     if family == "budget":
@@ -413,7 +432,7 @@ def _common(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
         fired=fired,
         condition=ess.monitor_condition,
         fired_at=_time(ess.fired_date_time),
-        targets=_dedupe(targets),
+        **_targets(found),
         rule=_text(ess.alert_rule),
         severity=_text(ess.severity),
         description=_text(ess.description),
@@ -425,8 +444,8 @@ def _common(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
 
 
 def _common_family(service: str | None, signal: Any) -> str:
-    name = re.sub(r"[\s_\-]", "", (service or "").casefold())
-    signal_type = re.sub(r"\s", "", signal.casefold()) if isinstance(signal, str) else ""
+    name = re.sub(r"[\s_\-]", "", fold(service or ""))
+    signal_type = re.sub(r"\s", "", fold(signal)) if isinstance(signal, str) else ""
     if name in ("costalerts", "budget", "budgets"):
         return "budget"
     if name == "servicehealth":
@@ -459,14 +478,14 @@ def _metric_alert(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent
     custom, overrides = _custom_properties(data.properties, "data.properties", limits)
     # instance_key: there is no instance ID (context.id is the rule). One notification = one rule, one
     # resource, one evaluation time; retries and fan-out resend the same body, so these are stable.
-    key = _derived_key("metric-alert", _fold(ctx.id), ctx.resource_id.casefold(), ctx.timestamp)
+    key = _derived_key("metric-alert", _fold(ctx.id), fold(ctx.resource_id), ctx.timestamp)
     return AlertEvent(
         schema_name="metric-alert",
         instance_key=key,
         fired=fired,
         condition=data.status,
         fired_at=_time(ctx.timestamp),
-        targets=[ctx.resource_id],
+        **_targets([(ctx.resource_id, "data.context.resourceId")]),
         rule=_text(ctx.name),
         severity=_text(ctx.severity),
         description=_text(ctx.description),
@@ -481,7 +500,7 @@ def _activity_log(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent
     data, log = model.data, model.data.context.activity_log
     custom, overrides = _custom_properties(data.properties, "data.properties", limits)
     source = _text(log.event_source)
-    operation = (_text(log.operation_name) or "").casefold()
+    operation = fold(_text(log.operation_name) or "")
     service_health = _fold(source) == "servicehealth" or operation.startswith("microsoft.servicehealth/")
     # instance_key: eventDataId is "the unique identifier for the event"; the other IDs only guard
     # against senders that leave it out.
@@ -499,7 +518,7 @@ def _activity_log(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent
         fired=True,
         condition=data.status or "Activated",
         fired_at=_time(log.event_timestamp) or _time(log.submission_timestamp),
-        targets=[log.resource_id] if log.resource_id else [],
+        **_targets([(log.resource_id, "data.context.activityLog.resourceId")] if log.resource_id else []),
         description=_text(log.description),
         monitoring_service=source,
         custom_properties=custom,
@@ -519,15 +538,15 @@ def _classic(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
     fired = _state(model.status, {"Activated": True, "Resolved": False, "Deactivated": False}, "status")
     custom, overrides = _custom_properties(model.properties, "properties", limits)
     # instance_key: no instance ID (context.id is the rule); rule + resource + trigger time is stable.
-    key = _derived_key("classic-metric", _fold(ctx.id), ctx.resource_id.casefold(), ctx.timestamp)
+    key = _derived_key("classic-metric", _fold(ctx.id), fold(ctx.resource_id), ctx.timestamp)
     return AlertEvent(
         schema_name="classic-metric",
         instance_key=key,
         fired=fired,
         condition=model.status,
         fired_at=_time(ctx.timestamp),
-        targets=[ctx.resource_id],
-        region=ctx.resource_region or None,
+        **_targets([(ctx.resource_id, "context.resourceId")]),
+        region=_region(ctx.resource_region, "context.resourceRegion"),
         rule=_text(ctx.name),
         description=_text(ctx.description),
         custom_properties=custom,
@@ -536,17 +555,19 @@ def _classic(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
 
 
 def _legacy_app_insights(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
-    return _legacy_log(_validate(_LegacyLogPayload, payload).data, "Application Insights")
+    return _legacy_log(_validate(_LegacyLogPayload, payload).data, "Application Insights", "data")
 
 
-def _legacy_log(log: _LegacyLog, service: str) -> AlertEvent:
+def _legacy_log(log: _LegacyLog, service: str, where: str = "") -> AlertEvent:
     """Log alerts up to API 2018-04-16: they only fire, and name a VM only if the query returns one."""
     fields = log.model_extra or {}
-    targets = _log_resource_ids(fields)
+    # Log Analytics sends these fields at the top level: their locations then have no prefix.
+    targets = _log_resource_ids(fields, where or "body")
     if not targets and isinstance(log.resource_id, str) and _looks_like_id(log.resource_id):
-        targets = [log.resource_id]  # the workspace: decisions reports it as not a VM
+        targets = [(log.resource_id, f"{where or 'body'}.ResourceId")]  # the workspace: not a VM
     if not targets:
-        targets = _link_resource_ids(fields)
+        targets = _link_resource_ids(fields, where or "body")
+    targets = [(t, at.removeprefix("body.")) for t, at in targets]
     # instance_key: no ID at all; the rule and its search window identify one firing.
     key = _derived_key(
         "legacy-log",
@@ -563,7 +584,7 @@ def _legacy_log(log: _LegacyLog, service: str) -> AlertEvent:
         fired=True,
         condition="Fired",
         fired_at=_time(log.end),
-        targets=_dedupe(targets),
+        **_targets(targets),
         rule=log.alert_rule_name,
         severity=_text(log.severity),
         description=_text(log.description),
@@ -614,13 +635,13 @@ def _manual(payload: dict[str, Any], limits: OverrideLimits) -> AlertEvent:
     if model.id is not None:
         key = f"manual:{model.id}"
     else:
-        key = _derived_key("manual", sorted({t.casefold() for t in model.targets}), model.reason or "")
+        key = _derived_key("manual", sorted({fold(t) for t in model.targets}), model.reason or "")
     return AlertEvent(
         schema_name="manual",
         instance_key=key,
         fired=True,
         condition="Fired",
-        targets=_dedupe(model.targets),
+        **_targets((t, f"targets[{i}]") for i, t in enumerate(model.targets)),
         description=model.reason,
         overrides=overrides,
     )
@@ -638,13 +659,27 @@ _PARSERS: dict[str, Callable[[dict[str, Any], OverrideLimits], AlertEvent]] = {
 # --- helpers ---------------------------------------------------------------------------------------
 
 
+def _region(value: str | None, location: str) -> str | None:
+    """A payload's region, checked to be an Azure region name ("eastus", "West Europe" -> "westeurope").
+
+    It is used to find the watcher and may end up in a suggested `az` command, so only a short name of
+    ASCII letters and digits passes; anything else is refused before any Azure call.
+    """
+    if value is None or not value.strip():
+        return None
+    name = region_name(value)
+    if name is None:
+        raise InputError(f"{quote(value)} is not an Azure region name (such as 'eastus')", location)
+    return name
+
+
 def _state(value: str, states: dict[str, bool], location: str) -> bool:
     """Fired or not, from a status word matched case-insensitively; unknown words are an error."""
     for word, fired in states.items():
-        if value.strip().casefold() == word.casefold():
+        if fold(value.strip()) == fold(word):
             return fired
     expected = ", ".join(f'"{word}"' for word in states)
-    raise InputError(f"unknown value {value!r}; expected one of {expected}", location)
+    raise InputError(f"unknown value {quote(value)}; expected one of {expected}", location)
 
 
 def _custom_properties(
@@ -654,43 +689,51 @@ def _custom_properties(
     if not props:
         return {}, CaptureOverrides()
     custom = {key: _prop_text(value) for key, value in props.items()}
-    prefixed = {key: value for key, value in props.items() if key.casefold().startswith("capture")}
+    prefixed = {key: value for key, value in props.items() if fold(key).startswith("capture")}
     return custom, CaptureOverrides.parse(prefixed, where, limits)
 
 
-def _log_resource_ids(context: Any) -> list[str]:
-    """ARM IDs from log dimensions (v2 condition.allOf[].dimensions, v1 Dimensions) and result columns."""
-    found: list[str] = []
-    dimensions: list[Any] = []
-    for criterion in _list(_ci_get(_ci_get(context, "condition"), "allOf")):
-        dimensions.extend(_list(_ci_get(criterion, "dimensions")))
-    dimensions.extend(_list(_ci_get(context, "Dimensions")))
-    for dimension in dimensions:
+def _log_resource_ids(context: Any, where: str) -> list[_Target]:
+    """ARM IDs from log dimensions (v2 condition.allOf[].dimensions, v1 Dimensions) and result columns,
+    each with its location under `where`."""
+    found: list[_Target] = []
+    dimensions: list[tuple[Any, str]] = []
+    for j, criterion in enumerate(_list(_ci_get(_ci_get(context, "condition"), "allOf"))):
+        at = f"{where}.condition.allOf[{j}].dimensions"
+        dimensions.extend((d, f"{at}[{k}]") for k, d in enumerate(_list(_ci_get(criterion, "dimensions"))))
+    dimensions.extend(
+        (d, f"{where}.Dimensions[{k}]") for k, d in enumerate(_list(_ci_get(context, "Dimensions")))
+    )
+    for dimension, at in dimensions:
         name, value = _ci_get(dimension, "name"), _ci_get(dimension, "value")
-        if isinstance(name, str) and name.casefold() in _RESOURCE_ID_COLUMNS and _looks_like_id(value):
-            found.append(value)
-    for results in (_ci_get(context, "SearchResults"), _ci_get(context, "SearchResult")):
-        for table in _list(_ci_get(results, "tables")):
+        if isinstance(name, str) and fold(name) in _RESOURCE_ID_COLUMNS and _looks_like_id(value):
+            found.append((value, f"{at}.value"))
+    for label in ("SearchResults", "SearchResult"):
+        for t, table in enumerate(_list(_ci_get(_ci_get(context, label), "tables"))):
             columns = [_ci_get(column, "name") for column in _list(_ci_get(table, "columns"))]
             wanted = [i for i, n in enumerate(columns) if _fold(n) in _RESOURCE_ID_COLUMNS]
             if not wanted:
                 continue
-            for row in _list(_ci_get(table, "rows")):
+            for r, row in enumerate(_list(_ci_get(table, "rows"))):
                 if isinstance(row, list):
-                    found.extend(row[i] for i in wanted if i < len(row) and _looks_like_id(row[i]))
+                    found.extend(
+                        (row[i], f"{where}.{label}.tables[{t}].rows[{r}][{i}]")
+                        for i in wanted
+                        if i < len(row) and _looks_like_id(row[i])
+                    )
     return found
 
 
-def _link_resource_ids(context: Any) -> list[str]:
+def _link_resource_ids(context: Any, where: str) -> list[_Target]:
     """Last resort: the resource a resource-centric query ran on, from the Log Analytics API link."""
-    links: list[Any] = []
-    for criterion in _list(_ci_get(_ci_get(context, "condition"), "allOf")):
-        links += [_ci_get(criterion, name) for name in _LOG_API_LINKS]
-    links += [_ci_get(context, name) for name in _LOG_API_LINKS]
-    for link in links:
+    links: list[tuple[Any, str]] = []
+    for j, criterion in enumerate(_list(_ci_get(_ci_get(context, "condition"), "allOf"))):
+        links += [(_ci_get(criterion, n), f"{where}.condition.allOf[{j}].{n}") for n in _LOG_API_LINKS]
+    links += [(_ci_get(context, n), f"{where}.{n}") for n in _LOG_API_LINKS]
+    for link, at in links:
         match = _LOG_API_LINK.match(link) if isinstance(link, str) else None
-        if match and "/providers/" in match.group(1).casefold():
-            return [match.group(1)]
+        if match and "/providers/" in fold(match.group(1)):
+            return [(match.group(1), at)]
     return []
 
 
@@ -702,17 +745,19 @@ def _is_capturable(target: str) -> bool:
 
 
 def _looks_like_id(value: Any) -> bool:
-    return isinstance(value, str) and value[:15].casefold() == "/subscriptions/"
+    return isinstance(value, str) and fold(value[:15]) == "/subscriptions/"
 
 
-def _dedupe(targets: Iterable[str]) -> list[str]:
+def _targets(found: Iterable[_Target]) -> dict[str, Any]:
+    """AlertEvent's `targets` (de-duplicated case-insensitively) and where each is in the body."""
     seen: set[str] = set()
-    out = []
-    for target in targets:
-        if target.casefold() not in seen:
-            seen.add(target.casefold())
-            out.append(target)
-    return out
+    targets, locations = [], []
+    for target, location in found:
+        if fold(target) not in seen:
+            seen.add(fold(target))
+            targets.append(target)
+            locations.append(location)
+    return {"targets": targets, "target_locations": locations}
 
 
 def _derived_key(prefix: str, *parts: Any) -> str:
@@ -727,16 +772,16 @@ def _ci_get(obj: Any, key: str) -> Any:
         return None
     if key in obj:
         return obj[key]
-    folded = key.casefold()
+    folded = fold(key)
     for name, value in obj.items():
-        if isinstance(name, str) and name.casefold() == folded:
+        if isinstance(name, str) and fold(name) == folded:
             return value
     return None
 
 
 def _ci_has(obj: dict[str, Any], key: str) -> bool:
-    folded = key.casefold()
-    return any(isinstance(name, str) and name.casefold() == folded for name in obj)
+    folded = fold(key)
+    return any(isinstance(name, str) and fold(name) == folded for name in obj)
 
 
 def _list(value: Any) -> list[Any]:
@@ -744,7 +789,7 @@ def _list(value: Any) -> list[Any]:
 
 
 def _fold(value: Any) -> Any:
-    return value.casefold() if isinstance(value, str) else value
+    return fold(value) if isinstance(value, str) else value
 
 
 def _text(value: Any) -> str | None:

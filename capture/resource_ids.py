@@ -4,16 +4,29 @@ IDs reach us from alert payloads and manual requests and end up in ARM request U
 could change a URL's meaning (``..``, ``?``, ``#``, ``%``, ``\\``, whitespace, control characters) is
 rejected rather than cleaned. ARM treats IDs case-insensitively and senders vary the case of both the
 keywords and the names, so IDs are kept exactly as sent (``raw``, for logs and ARM calls) and compared
-through ``key`` (the casefolded text).
+through ``key`` (the text folded by ``fold``: ASCII letters only, as ARM compares; ``str.casefold``
+would turn ``ſ`` (U+017F) into ``s`` and the Kelvin sign into ``k``, matching IDs ARM keeps apart).
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["InvalidResourceId", "ResourceId", "ResourceKind", "Scope", "parse_resource_id", "parse_scope"]
+from capture.errors import quote
+
+__all__ = [
+    "InvalidResourceId",
+    "ResourceId",
+    "ResourceKind",
+    "Scope",
+    "fold",
+    "parse_resource_id",
+    "parse_scope",
+    "region_name",
+]
 
 MAX_RESOURCE_ID_LENGTH = 1024
 
@@ -27,6 +40,26 @@ _FORBIDDEN_CHARS = {
 }
 _EXAMPLE = "/subscriptions/{subscription}/resourceGroups/{group}/providers/{namespace}/{type}/{name}"
 _SCOPE_EXAMPLE = "/subscriptions/{subscription} or /subscriptions/{subscription}/resourceGroups/{group}"
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold(text: str) -> str:
+    """Case-fold ASCII letters only: the app's one way to compare IDs, names and keys, as ARM does."""
+    return text.translate(_ASCII_LOWER)
+
+
+_REGION = re.compile(r"[a-z][a-z0-9]{1,39}")
+
+
+def region_name(text: str) -> str | None:
+    """An Azure region's name ("eastus"; "East US" folds to it), or None when the text is not one.
+
+    Region names reach ARM URLs and the suggested `az` command, so only short ASCII names pass.
+    """
+    name = fold(text.replace(" ", ""))
+    return name if _REGION.fullmatch(name) else None
 
 
 class InvalidResourceId(ValueError):
@@ -47,7 +80,7 @@ class ResourceId:
     @property
     def key(self) -> str:
         """The casefolded ID, for comparisons, dictionary keys and de-duplication."""
-        return self.raw.casefold()
+        return fold(self.raw)
 
     @property
     def name(self) -> str:
@@ -62,9 +95,9 @@ class ResourceId:
     @property
     def kind(self) -> ResourceKind | None:
         """``vm`` or ``vmss_instance``: the two kinds of resource a packet capture can run on."""
-        if self.provider.casefold() != "microsoft.compute":
+        if fold(self.provider) != "microsoft.compute":
             return None
-        types = tuple(t.casefold() for t in self.types)
+        types = tuple(fold(t) for t in self.types)
         if types == ("virtualmachines",):
             return "vm"
         if types == ("virtualmachinescalesets", "virtualmachines"):
@@ -111,7 +144,7 @@ class Scope:
 
     @property
     def key(self) -> str:
-        return self.raw.casefold()
+        return fold(self.raw)
 
     def contains(self, resource_id: ResourceId | str) -> bool:
         """Whether the resource lives in this scope (whole-segment, case-insensitive comparison).
@@ -119,20 +152,20 @@ class Scope:
         A string is parsed first and raises InvalidResourceId when malformed.
         """
         rid = resource_id if isinstance(resource_id, ResourceId) else parse_resource_id(resource_id)
-        if rid.subscription.casefold() != self.subscription.casefold():
+        if fold(rid.subscription) != fold(self.subscription):
             return False
-        return self.resource_group is None or rid.resource_group.casefold() == self.resource_group.casefold()
+        return self.resource_group is None or fold(rid.resource_group) == fold(self.resource_group)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Scope):
             return NotImplemented
-        return (self.subscription.casefold(), (self.resource_group or "").casefold()) == (
-            other.subscription.casefold(),
-            (other.resource_group or "").casefold(),
+        return (fold(self.subscription), fold(self.resource_group or "")) == (
+            fold(other.subscription),
+            fold(other.resource_group or ""),
         )
 
     def __hash__(self) -> int:
-        return hash((self.subscription.casefold(), (self.resource_group or "").casefold()))
+        return hash((fold(self.subscription), fold(self.resource_group or "")))
 
     def __str__(self) -> str:
         return self.raw
@@ -144,32 +177,33 @@ def parse_resource_id(text: str) -> ResourceId:
     Raises InvalidResourceId with a message that names the problem.
     """
     segments = _segments(text, _EXAMPLE)
-    if len(segments) < 4 or segments[2].casefold() != "resourcegroups":
-        if len(segments) >= 3 and segments[2].casefold() == "providers":
+    if len(segments) < 4 or fold(segments[2]) != "resourcegroups":
+        if len(segments) >= 3 and fold(segments[2]) == "providers":
             raise InvalidResourceId(
-                f"{text!r} is a subscription-level resource; only resources in a resource group are "
+                f"{quote(text)} is a subscription-level resource; only resources in a resource group are "
                 f"supported (expected {_EXAMPLE})"
             )
-        raise InvalidResourceId(f"{text!r} has no resource group: expected {_EXAMPLE}")
-    if len(segments) < 6 or segments[4].casefold() != "providers":
+        raise InvalidResourceId(f"{quote(text)} has no resource group: expected {_EXAMPLE}")
+    if len(segments) < 6 or fold(segments[4]) != "providers":
         raise InvalidResourceId(
-            f"{text!r} is a scope, not a resource: expected '/providers/{{namespace}}/{{type}}/{{name}}' "
-            f"after the resource group ({_EXAMPLE})"
+            f"{quote(text)} is a scope, not a resource: expected "
+            f"'/providers/{{namespace}}/{{type}}/{{name}}' after the resource group ({_EXAMPLE})"
         )
     provider = segments[5]
     rest = segments[6:]
     if not rest:
-        raise InvalidResourceId(f"{text!r} names a provider namespace but no resource type and name")
+        raise InvalidResourceId(f"{quote(text)} names a provider namespace but no resource type and name")
     if len(rest) % 2:
         raise InvalidResourceId(
-            f"{text!r} has a resource type without a name ({rest[-1]!r}): types and names must alternate"
+            f"{quote(text)} has a resource type without a name ({quote(rest[-1])}): "
+            "types and names must alternate"
         )
     types = tuple(rest[0::2])
     names = tuple(rest[1::2])
     for keyword in ("providers", "subscriptions", "resourcegroups"):
-        if any(t.casefold() == keyword for t in types):
+        if any(fold(t) == keyword for t in types):
             raise InvalidResourceId(
-                f"{text!r} has a nested '{keyword}' segment (an extension resource or a malformed ID); "
+                f"{quote(text)} has a nested '{keyword}' segment (an extension resource or a malformed ID); "
                 f"expected {_EXAMPLE}"
             )
     return ResourceId(
@@ -191,9 +225,9 @@ def parse_scope(text: str) -> Scope:
     segments = _segments(body, _SCOPE_EXAMPLE)
     if len(segments) == 2:
         return Scope(raw=text, subscription=segments[1])
-    if len(segments) == 4 and segments[2].casefold() == "resourcegroups":
+    if len(segments) == 4 and fold(segments[2]) == "resourcegroups":
         return Scope(raw=text, subscription=segments[1], resource_group=segments[3])
-    raise InvalidResourceId(f"{text!r} is not a scope: expected {_SCOPE_EXAMPLE}")
+    raise InvalidResourceId(f"{quote(text)} is not a scope: expected {_SCOPE_EXAMPLE}")
 
 
 def _segments(text: object, expected: str) -> list[str]:
@@ -208,20 +242,22 @@ def _segments(text: object, expected: str) -> list[str]:
         )
     for char in text:
         if char in _FORBIDDEN_CHARS:
-            raise InvalidResourceId(f"{text!r} contains {_FORBIDDEN_CHARS[char]}, which a resource ID cannot")
+            raise InvalidResourceId(
+                f"{quote(text)} contains {_FORBIDDEN_CHARS[char]}, which a resource ID cannot"
+            )
         if char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp", "Zs"):
             raise InvalidResourceId(
-                f"{text!r} contains whitespace or a control character (U+{ord(char):04X})"
+                f"{quote(text)} contains whitespace or a control character (U+{ord(char):04X})"
             )
     if ".." in text:
-        raise InvalidResourceId(f"{text!r} contains '..', which a resource ID cannot")
+        raise InvalidResourceId(f"{quote(text)} contains '..', which a resource ID cannot")
     if not text.startswith("/"):
-        raise InvalidResourceId(f"{text!r} does not start with '/subscriptions/': expected {expected}")
+        raise InvalidResourceId(f"{quote(text)} does not start with '/subscriptions/': expected {expected}")
     segments = text[1:].split("/")
     if any(segment == "" for segment in segments):
-        raise InvalidResourceId(f"{text!r} has an empty segment ('//' or a trailing '/')")
+        raise InvalidResourceId(f"{quote(text)} has an empty segment ('//' or a trailing '/')")
     if any(segment == "." for segment in segments):
-        raise InvalidResourceId(f"{text!r} has a '.' segment, which a resource ID cannot")
-    if segments[0].casefold() != "subscriptions" or len(segments) < 2:
-        raise InvalidResourceId(f"{text!r} does not start with '/subscriptions/': expected {expected}")
+        raise InvalidResourceId(f"{quote(text)} has a '.' segment, which a resource ID cannot")
+    if fold(segments[0]) != "subscriptions" or len(segments) < 2:
+        raise InvalidResourceId(f"{quote(text)} does not start with '/subscriptions/': expected {expected}")
     return segments

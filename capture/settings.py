@@ -9,6 +9,7 @@ allowed.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
@@ -28,18 +29,20 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from capture.errors import InputError, describe, input_error, join_location
-from capture.resource_ids import InvalidResourceId, Scope, parse_resource_id, parse_scope
+from capture.errors import InputError, describe, join_location, quote
+from capture.resource_ids import InvalidResourceId, Scope, fold, parse_resource_id, parse_scope
 
 __all__ = [
     "DEFAULT_MONITOR_SCHEDULE",
     "CaptureFilter",
     "CaptureOptions",
     "CaptureOverrides",
+    "LocalRoots",
     "OverrideLimits",
     "Settings",
     "SettingsError",
     "load_settings",
+    "local_path_os",
     "setting_names",
     "validate_local_path",
 ]
@@ -49,6 +52,10 @@ MAX_TIME_LIMIT_SECONDS = 18000
 MAX_UINT32 = 4294967295
 DEFAULT_BYTES_PER_SESSION = 1073741824
 DEFAULT_MONITOR_SCHEDULE = "0 * * * * *"
+# Where capture files may go on a VM; Network Watcher itself requires /var/captures on Linux.
+DEFAULT_LINUX_ROOT = "/var/captures"
+DEFAULT_WINDOWS_ROOT = "C:\\Captures"
+MAX_LOCAL_PATH = 200  # the file name (capture name + .cap) is appended; Windows paths stop at 260
 MAX_FILTERS = 10
 # Flight recorder: the tag that opts a VM in, and the shortest session worth replacing before it ends
 # (the scheduler replaces a ring in its last 5 minutes, so a shorter session would never settle).
@@ -56,7 +63,9 @@ DEFAULT_RECORDER_TAG = "capture-recorder"
 MIN_RECORDER_SESSION_SECONDS = 900
 _TAG_NAME = re.compile(r"^[^<>%&\\?/'*]{1,512}$")
 _NAME_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,23}$")
-_PORTS = re.compile(r"^\d{1,5}(-\d{1,5})?$|^(\d{1,5};)+\d{0,5};?$|^\d{1,5}$")
+_PORT = re.compile(r"[0-9]{1,5}")
+_NUMBER = re.compile(r"[0-9]{1,12}")
+_SPEC_FORM = "written as one value, a 'first-last' range, or a ';'-separated list ('a;b' or 'a;b;')"
 _ENV_PREFIX = "CAPTURE_"
 
 
@@ -81,50 +90,91 @@ class CaptureFilter(BaseModel):
         """Keys match case-insensitively, like every other key of an alert."""
         if not isinstance(data, dict):
             return data
-        names = {(f.alias or n).casefold(): f.alias or n for n, f in cls.model_fields.items()}
-        return {names.get(k.casefold(), k) if isinstance(k, str) else k: v for k, v in data.items()}
+        names = {fold(f.alias or n): f.alias or n for n, f in cls.model_fields.items()}
+        return {names.get(fold(k), k) if isinstance(k, str) else k: v for k, v in data.items()}
 
     @field_validator("protocol", mode="before")
     @classmethod
     def _protocol(cls, value: Any) -> Any:
         if isinstance(value, str):
-            canonical = {"tcp": "TCP", "udp": "UDP", "any": "Any"}.get(value.casefold())
+            canonical = {"tcp": "TCP", "udp": "UDP", "any": "Any"}.get(fold(value))
             return canonical or value
         return value
 
-    @field_validator("local_ip_address", "remote_ip_address")
+    @field_validator("local_ip_address", "remote_ip_address", mode="before")
     @classmethod
-    def _addresses(cls, value: str | None) -> str | None:
+    def _addresses(cls, value: Any) -> str | None:
         if value is None or value == "":
             return None
-        parts = (
-            value.rstrip(";").split(";") if ";" in value else value.split("-") if "-" in value else [value]
-        )
-        if ";" not in value and "-" in value and len(parts) != 2:
-            raise ValueError("an IP range is written 'first-last'")
-        for part in parts:
-            try:
-                ipaddress.ip_address(part.strip())
-            except ValueError:
-                raise ValueError(f"{part!r} is not an IP address") from None
-        return value
+        if not isinstance(value, str):
+            raise ValueError(
+                "IP addresses are written as a string: '10.0.0.1', '10.0.0.1-10.0.0.9' or 'a;b;'"
+            )
+        return _address_spec(value)
 
     @field_validator("local_port", "remote_port", mode="before")
     @classmethod
     def _ports(cls, value: Any) -> Any:
         if value is None or value == "":
             return None
-        text = str(value)
-        if not _PORTS.match(text):
+        if isinstance(value, bool) or not isinstance(value, str | int):
             raise ValueError("ports are written '80', '80-85' or '80;443;'")
-        for number in re.split(r"[-;]", text):
-            if number and not 0 <= int(number) <= 65535:
-                raise ValueError(f"port {number} is out of range 0..65535")
-        return text
+        return _port_spec(str(value))
 
     def to_arm(self) -> dict[str, str]:
         """The filter as the PacketCapture PUT body carries it."""
         return self.model_dump(by_alias=True, exclude_none=True)
+
+
+def _spec_parts(text: str, what: str) -> tuple[list[str], bool]:
+    """A filter value split into its items: (items, is_range); every item is non-empty ASCII."""
+    if not text.isascii() or not text.isprintable() or any(ch.isspace() for ch in text):
+        raise ValueError(f"{what} {quote(text)} must be ASCII without spaces or line breaks")
+    if ";" in text:
+        items = text.removesuffix(";").split(";")
+        if any(not item for item in items):
+            raise ValueError(f"{what} {quote(text)} has an empty item; {what}s are {_SPEC_FORM}")
+        return items, False
+    items = text.split("-") if "-" in text else [text]
+    if len(items) > 2 or any(not item for item in items):
+        raise ValueError(f"{what} {quote(text)} is not well formed; {what}s are {_SPEC_FORM}")
+    return items, len(items) == 2
+
+
+def _port_spec(text: str) -> str:
+    """Network Watcher's port notation, ASCII digits only, ranges low to high."""
+    items, is_range = _spec_parts(text, "port")
+    numbers = []
+    for item in items:
+        if not _PORT.fullmatch(item):
+            raise ValueError(f"port {quote(item)} is not a number; ports are {_SPEC_FORM}")
+        number = int(item)
+        if number > 65535:
+            raise ValueError(f"port {number} is out of range 0..65535")
+        numbers.append(number)
+    if is_range and numbers[0] > numbers[1]:
+        raise ValueError(f"port range {quote(text)} is reversed; write it low-high")
+    return text
+
+
+def _address_spec(text: str) -> str:
+    """Network Watcher's IP notation: plain IPv4/IPv6 addresses (no zone), ranges of one family, low-high."""
+    items, is_range = _spec_parts(text, "IP address")
+    addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    for item in items:
+        try:
+            if "%" in item:
+                raise ValueError
+            addresses.append(ipaddress.ip_address(item))
+        except ValueError:
+            raise ValueError(f"{quote(item)} is not an IP address") from None
+    if is_range:
+        first, last = addresses
+        if first.version != last.version:
+            raise ValueError(f"IP range {quote(text)} mixes IPv4 and IPv6")
+        if int(first) > int(last):
+            raise ValueError(f"IP range {quote(text)} is reversed; write it first-last")
+    return text
 
 
 def _filters(raw: Any) -> Any:
@@ -163,6 +213,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=_ENV_PREFIX, frozen=True, extra="ignore")
 
     storage_account_id: str | None = None
+    # The roots come before local_path: its validator reads them.
+    local_root_linux: str = DEFAULT_LINUX_ROOT
+    local_root_windows: str = DEFAULT_WINDOWS_ROOT
     local_path: str | None = None
     time_limit_seconds: int = Field(default=60, ge=1, le=MAX_TIME_LIMIT_SECONDS)
     max_time_limit_seconds: int = Field(default=MAX_TIME_LIMIT_SECONDS, ge=1, le=MAX_TIME_LIMIT_SECONDS)
@@ -220,7 +273,7 @@ class Settings(BaseSettings):
     @field_validator("notify_format", mode="before")
     @classmethod
     def _format(cls, value: Any) -> Any:
-        return value.casefold() if isinstance(value, str) else value
+        return fold(value) if isinstance(value, str) else value
 
     @field_validator("storage_account_id")
     @classmethod
@@ -231,7 +284,7 @@ class Settings(BaseSettings):
             rid = parse_resource_id(value)
         except InvalidResourceId as exc:
             raise ValueError(str(exc)) from None
-        if rid.provider.casefold() != "microsoft.storage" or rid.types[0].casefold() != "storageaccounts":
+        if fold(rid.provider) != "microsoft.storage" or fold(rid.types[0]) != "storageaccounts":
             raise ValueError(
                 "must be a storage account ID (…/providers/Microsoft.Storage/storageAccounts/NAME)"
             )
@@ -239,10 +292,25 @@ class Settings(BaseSettings):
 
     @field_validator("local_path")
     @classmethod
-    def _local_path(cls, value: str | None) -> str | None:
+    def _local_path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """The same rule as an alert's localPath override, under the configured roots."""
         if not value:
             return None
-        return validate_local_path(value)
+        linux = info.data.get("local_root_linux", DEFAULT_LINUX_ROOT)
+        windows = info.data.get("local_root_windows", DEFAULT_WINDOWS_ROOT)
+        return validate_local_path(value, LocalRoots(linux, windows))
+
+    @field_validator("local_root_linux")
+    @classmethod
+    def _linux_root(cls, value: str) -> str:
+        return validate_local_path(value, LocalRoots(linux=DEFAULT_LINUX_ROOT))
+
+    @field_validator("local_root_windows")
+    @classmethod
+    def _windows_root(cls, value: str) -> str:
+        if not _WINDOWS_ABSOLUTE.match(value):
+            raise ValueError("must be an absolute Windows folder such as C:\\Captures")
+        return validate_local_path(value, LocalRoots(windows=value))
 
     @field_validator("recorder_tag")
     @classmethod
@@ -289,9 +357,13 @@ class Settings(BaseSettings):
         return max(0, min(self.recorder_max, self.max_sessions - 1)) if self.storage_account_id else 0
 
     @property
+    def local_roots(self) -> LocalRoots:
+        return LocalRoots(self.local_root_linux, self.local_root_windows)
+
+    @property
     def override_limits(self) -> OverrideLimits:
-        """The most an alert's overrides may ask for."""
-        return OverrideLimits(self.max_time_limit_seconds, self.bytes_per_session)
+        """The most an alert's overrides may ask for, and where their local paths may point."""
+        return OverrideLimits(self.max_time_limit_seconds, self.bytes_per_session, self.local_roots)
 
     def default_options(self) -> CaptureOptions:
         return CaptureOptions(
@@ -352,6 +424,7 @@ class OverrideLimits:
 
     max_time_limit_seconds: int = MAX_TIME_LIMIT_SECONDS
     max_bytes_per_session: int = MAX_UINT32
+    local_roots: LocalRoots = dataclasses.field(default_factory=lambda: LocalRoots())
 
 
 # Spellings of each override, folded (case, '_', '-', '.', spaces ignored; an optional `capture`
@@ -392,7 +465,8 @@ class CaptureOverrides(BaseModel):
             canonical = _canonical(key)
             if canonical in folded:
                 raise InputError(
-                    f"capture option {canonical!r} is given twice (as {origin[canonical]!r} and {key!r})",
+                    f"capture option {canonical!r} is given twice "
+                    f"(as {quote(origin[canonical])} and {quote(key)})",
                     f"{where}.{key}",
                 )
             folded[canonical] = value
@@ -400,7 +474,14 @@ class CaptureOverrides(BaseModel):
         try:
             return cls.model_validate(folded, context=limits or OverrideLimits())
         except ValidationError as exc:
-            raise input_error(exc, prefix="capture", known=_OVERRIDE_SPELLINGS) from None
+            # The location names the option as the caller spelled it, where the caller put it.
+            error = exc.errors()[0]
+            head, *rest = error["loc"] or ("",)
+            spelled = origin.get(str(head), str(head))
+            message = describe(
+                error, {}, tuple(_OVERRIDE_SPELLINGS) if error["type"] == "extra_forbidden" else ()
+            )
+            raise InputError(message, join_location(f"{where}.{spelled}", rest)) from None
 
     @field_validator("time_limit_seconds", "bytes_per_packet", "bytes_per_session", mode="before")
     @classmethod
@@ -413,20 +494,21 @@ class CaptureOverrides(BaseModel):
         }[str(info.field_name)]
         if isinstance(value, bool):
             raise ValueError("must be an integer, not a boolean")
-        if isinstance(value, str) and re.fullmatch(r"\s*\d{1,12}\s*", value):
-            value = int(value)
+        if isinstance(value, str) and _NUMBER.fullmatch(value):
+            value = int(value)  # ASCII digits only: int() would also read "٣" or "３"
         if not isinstance(value, int):
             raise ValueError(f"must be an integer between {low} and {high}")
         if not low <= value <= high:
-            raise ValueError(f"is {value}; allowed range is {low}..{high}")
+            raise ValueError(f"is {quote(value)}; allowed range is {low}..{high}")
         return value
 
     @field_validator("local_path", mode="before")
     @classmethod
-    def _local_path(cls, value: Any) -> str:
+    def _local_path(cls, value: Any, info: ValidationInfo) -> str:
         if not isinstance(value, str):
             raise ValueError("must be a string")
-        return validate_local_path(value)
+        limits = info.context if isinstance(info.context, OverrideLimits) else OverrideLimits()
+        return validate_local_path(value, limits.local_roots)
 
     def to_json(self) -> dict[str, Any]:
         """The options given, under their canonical names (filters as Network Watcher writes them)."""
@@ -434,14 +516,65 @@ class CaptureOverrides(BaseModel):
 
 
 def _canonical(key: str) -> str:
-    folded = re.sub(r"[\s_.\-]", "", key.casefold())
+    folded = re.sub(r"[\s_.\-]", "", fold(key))
     return _CANONICAL.get(folded) or _CANONICAL.get(folded.removeprefix("capture")) or key
 
 
-def validate_local_path(value: str) -> str:
-    """A folder on the VM; Network Watcher requires Linux paths under /var/captures."""
-    if value.startswith("/") and not (value == "/var/captures" or value.startswith("/var/captures/")):
-        raise ValueError("on Linux VMs the local path must be under /var/captures")
-    if ".." in value or any(ch in value for ch in "\0\n\r"):
-        raise ValueError("the local path must not contain '..' or control characters")
-    return value.rstrip("/\\") or value
+@dataclass(frozen=True)
+class LocalRoots:
+    """The folders a capture file may be written under on the VM, per OS (settings, validated)."""
+
+    linux: str = DEFAULT_LINUX_ROOT
+    windows: str = DEFAULT_WINDOWS_ROOT
+
+
+_WINDOWS_ABSOLUTE = re.compile(r"[A-Za-z]:\\")
+_WINDOWS_DEVICES = re.compile(r"(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?", re.IGNORECASE)
+_WINDOWS_FORBIDDEN = set('<>:"/|?*')
+
+
+def local_path_os(value: str) -> Literal["Linux", "Windows"]:
+    """Which OS a (validated) local path is written for: its own form decides."""
+    return "Windows" if _WINDOWS_ABSOLUTE.match(value) else "Linux"
+
+
+def validate_local_path(value: str, roots: LocalRoots | None = None) -> str:
+    """A folder on the VM, under the allowed root of the OS its form names; returns it without a
+    trailing separator.
+
+    The path's form picks the rule: `/...` is a Linux path (Network Watcher requires it under
+    /var/captures), `X:\\...` a Windows path. Anything else (relative, `~user`, UNC `\\\\host\\share`,
+    device `\\\\.\\` or `\\\\?\\` paths) is refused, as are `..`, control characters and long paths.
+    """
+    roots = roots or LocalRoots()
+    if len(value) > MAX_LOCAL_PATH:
+        raise ValueError(
+            f"the local path is {len(value)} characters long; at most {MAX_LOCAL_PATH} are accepted"
+        )
+    if not value.isprintable():
+        raise ValueError("the local path must not contain control characters")
+    if value.startswith("/"):
+        return _under_root(value, "/", roots.linux, "Linux", case_sensitive=True)
+    if _WINDOWS_ABSOLUTE.match(value):
+        rest = value[3:].split("\\")
+        if any(ch in _WINDOWS_FORBIDDEN for ch in value[2:]):
+            raise ValueError('a Windows local path cannot contain any of < > : " / | ? * after the drive')
+        if any(_WINDOWS_DEVICES.fullmatch(part.rstrip(" .")) for part in rest):
+            raise ValueError("a Windows local path cannot name a device (CON, NUL, COM1, LPT1, ...)")
+        return _under_root(value, "\\", roots.windows, "Windows", case_sensitive=False)
+    raise ValueError(
+        f"the local path must be absolute: under {roots.linux} on Linux VMs or {roots.windows} on Windows "
+        "VMs (no relative, '~', network share or device paths)"
+    )
+
+
+def _under_root(value: str, sep: str, root: str, os_name: str, *, case_sensitive: bool) -> str:
+    parts = value.rstrip(sep).split(sep)
+    if any(part in ("..", ".") for part in parts) or sep * 2 in value:
+        raise ValueError(f"the local path must not contain '..', '.' or empty segments ({os_name} path)")
+    path = value.rstrip(sep) or value
+    same = (lambda a, b: a == b) if case_sensitive else (lambda a, b: fold(a) == fold(b))
+    base = root.rstrip(sep)
+    if not (same(path, base) or same(path[: len(base) + 1], base + sep)):
+        raise ValueError(f"on {os_name} VMs the local path must be under {root}")
+    return path

@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel
 
 from capture.arm import CaptureInfo, CaptureStatus, Watcher
 from capture.naming import parse_storage_path
+from capture.resource_ids import fold
 
 __all__ = ["AlertRef", "Analysis", "CaptureView", "capture_view", "stop_reason_text"]
 
@@ -108,10 +109,10 @@ ERRORS = {
 def stop_reason_text(reason: str | None, errors: list[str]) -> str:
     """Azure's stop reason and errors in words an on-call engineer reads at 2 a.m."""
     if errors:
-        return "; ".join(ERRORS.get(e.casefold(), e) for e in errors)
+        return "; ".join(ERRORS.get(fold(e), e) for e in errors)
     if not reason:
         return "stopped (no reason given by Azure)"
-    return STOP_REASONS.get(reason.casefold(), reason)
+    return STOP_REASONS.get(fold(reason), reason)
 
 
 def capture_view(

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -855,12 +856,17 @@ class LocalHost:
             body_type="bytes",
             body=body,
         )
-        return self._invoke_http(function, request), name
+        # The invocation id the function sees (func.Context) is also in the access line, so the
+        # app's own log lines for this request can be found from it.
+        invocation_id = str(uuid.uuid4())
+        return self._invoke_http(function, request, invocation_id), f"{name} id={invocation_id}"
 
-    def _invoke_http(self, function: _HttpFunction, request: WorkerHttpRequest) -> EncodedResponse:
+    def _invoke_http(
+        self, function: _HttpFunction, request: WorkerHttpRequest, invocation_id: str
+    ) -> EncodedResponse:
         started = time.perf_counter()
         try:
-            response = function.invoker.invoke_http(request)
+            response = function.invoker.invoke_http(request, invocation_id)
         except Exception:
             self._log_failure(function.info.name, started)
             return EncodedResponse(500, [], b"")

@@ -30,7 +30,14 @@ from azure.functions import _abc as azf_abc
 from azure.functions.decorators.function_app import Function
 from azure.functions.http import HttpResponseConverter
 
-__all__ = ["AsyncRunner", "EncodedResponse", "InvocationError", "Invoker", "encode_http_result"]
+__all__ = [
+    "AsyncRunner",
+    "EncodedResponse",
+    "InvocationContext",
+    "InvocationError",
+    "Invoker",
+    "encode_http_result",
+]
 
 _RETURN = "$return"
 _DIRECTION_IN = 0
@@ -153,7 +160,9 @@ class _RetryContext(azf_abc.RetryContext):
         return _RpcException()
 
 
-class _Context(func.Context):
+class InvocationContext(func.Context):
+    """`func.Context` as the worker passes it to a function that asks for one."""
+
     _local = threading.local()
 
     def __init__(self, invocation_id: str, function_name: str, function_directory: str) -> None:
@@ -263,8 +272,11 @@ class Invoker:
             ):
                 self.problem = f"function {self.name}: parameter {param.name!r} matches no binding"
 
-    def invoke(self, trigger_value: Any) -> tuple[Any, dict[str, Any]]:
-        """Call the function; returns its result and the values set on its output bindings."""
+    def invoke(self, trigger_value: Any, invocation_id: str | None = None) -> tuple[Any, dict[str, Any]]:
+        """Call the function; returns its result and the values set on its output bindings.
+
+        `invocation_id` is what `func.Context.invocation_id` reports (a new UUID when not given).
+        """
         if self.problem:
             raise InvocationError(self.problem)
         outs = {name: _Out() for name in self._outputs}
@@ -275,7 +287,7 @@ class Invoker:
             elif name in outs:
                 kwargs[name] = outs[name]
             else:
-                kwargs[name] = _Context(str(uuid.uuid4()), self.name, self._app_dir)
+                kwargs[name] = InvocationContext(invocation_id or str(uuid.uuid4()), self.name, self._app_dir)
         result = self._user(**kwargs)
         if inspect.isawaitable(result):
             result = self._runner.run(result)
@@ -285,8 +297,8 @@ class Invoker:
             )
         return result, {name: out.get() for name, out in outs.items()}
 
-    def invoke_http(self, request: func.HttpRequest) -> EncodedResponse:
-        result, outputs = self.invoke(request)
+    def invoke_http(self, request: func.HttpRequest, invocation_id: str | None = None) -> EncodedResponse:
+        result, outputs = self.invoke(request, invocation_id)
         if self.http_out_name is not None:
             result = outputs[self.http_out_name]
         return encode_http_result(result)

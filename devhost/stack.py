@@ -115,6 +115,7 @@ def capture_writer(azurite: Azurite, ca_bundle: str) -> Any:
                 bytes_per_packet=stopped.bytes_per_packet,
                 total_bytes_per_session=stopped.file_size_bytes,
                 traffic_bytes_per_second=stopped.traffic_bytes_per_second,
+                filters=stopped.filters,
                 seed=ring_file.sequence,
                 max_bytes=RING_FILE_MAX_BYTES,
                 anomaly_start=stopped.anomaly_start,
@@ -134,6 +135,8 @@ def capture_writer(azurite: Azurite, ca_bundle: str) -> Any:
             stop=stopped.stop_time,
             bytes_per_packet=stopped.bytes_per_packet,
             total_bytes_per_session=stopped.total_bytes_per_session,
+            traffic_bytes_per_second=stopped.traffic_bytes_per_second,
+            filters=stopped.filters,
             anomaly_start=stopped.anomaly_start,
         )
         upload_capture(

@@ -27,6 +27,7 @@ from .world import (
     StorageAccount,
     VirtualMachine,
     World,
+    fold,
     parse_resource_id,
 )
 
@@ -197,7 +198,7 @@ class ArmService:
 
     def handle(self, req: Request) -> Reply:
         segs = [unquote(s) for s in req.path.strip("/").split("/")]
-        low = [s.lower() for s in segs]
+        low = [fold(s) for s in segs]
         if low == ["subscriptions"]:
             # Subscriptions - List (GET /subscriptions): the identity sees the world's one subscription.
             self._only(req, "GET")
@@ -205,7 +206,7 @@ class ArmService:
             return self._page(req, [self._subscription_json()])
         if len(segs) < 2 or low[0] != "subscriptions":
             raise ArmError(404, "InvalidResourceType", f"The emulator does not serve '{req.path}'.")
-        if segs[1].lower() != self.world.subscription_id.lower():
+        if fold(segs[1]) != fold(self.world.subscription_id):
             raise ArmError(404, "SubscriptionNotFound", f"The subscription '{segs[1]}' could not be found.")
         api_version = req.query.get("api-version")
         rest, low_rest = segs[2:], low[2:]
@@ -396,15 +397,15 @@ class ArmService:
         items = self._all_resources()
         preds: list[Callable[[dict[str, Any]], bool]] = []
         if resource_group is not None:
-            rg = resource_group.lower()
-            preds.append(lambda it: str(it["id"]).split("/")[4].lower() == rg)
+            rg = fold(resource_group)
+            preds.append(lambda it: fold(str(it["id"]).split("/")[4]) == rg)
         tag = _FILTER_TAG.match(str(filt)) if filt else None
         if tag:
             # Tag names are case-insensitive in ARM, tag values case-sensitive [DOC tag resources].
-            name, value = tag.group(1).lower(), tag.group(2)
+            name, value = fold(tag.group(1)), tag.group(2)
             preds.append(
                 lambda it: any(
-                    k.lower() == name and (value is None or v == value)
+                    fold(k) == name and (value is None or v == value)
                     for k, v in (it.get("tags") or {}).items()
                 )
             )
@@ -413,10 +414,10 @@ class ArmService:
                 m = _FILTER_EQ.match(clause)
                 s = _FILTER_SUB.match(clause)
                 if m:
-                    prop, value = m.group(1).lower(), m.group(2).lower()
+                    prop, value = fold(m.group(1)), fold(m.group(2))
                     preds.append(_eq_pred(prop, value))
                 elif s:
-                    value, prop = s.group(1).lower(), s.group(2).lower()
+                    value, prop = fold(s.group(1)), fold(s.group(2))
                     preds.append(_sub_pred(prop, value))
                 else:
                     # The emulator supports a subset of ARM's $filter grammar (UNCONFIRMED code).
@@ -451,9 +452,9 @@ class ArmService:
         namespace = rest[0]
         types, names = rest[1::2], rest[2::2]
         collection = len(types) > len(names)  # ends with a type: list the children
-        top_type = f"{namespace}/{types[0]}".lower()
+        top_type = fold(f"{namespace}/{types[0]}")
         sub = self.world.subscription_id
-        if namespace.lower() == "microsoft.compute":
+        if fold(namespace) == "microsoft.compute":
             if api_version not in COMPUTE_API_VERSIONS:
                 raise self._no_provider(api_version, "/".join(types), rg_location, COMPUTE_API_VERSIONS)
         else:
@@ -467,14 +468,14 @@ class ArmService:
                 vm = self.world.vm(top_id)
                 if vm is None:
                     raise not_found
-                tail = [t.lower() for t in types[1:]]
+                tail = [fold(t) for t in types[1:]]
                 if tail == [] and not collection:
                     return 200, self._vm_json(vm), []
                 if tail == ["extensions"]:
                     exts = self._vm_extensions(vm)
                     if collection:
                         return 200, {"value": exts}, []
-                    ext = next((e for e in exts if e["name"].lower() == names[1].lower()), None)
+                    ext = next((e for e in exts if fold(e["name"]) == fold(names[1])), None)
                     if ext is None:
                         raise not_found
                     return 200, ext, []
@@ -483,7 +484,7 @@ class ArmService:
                 ss = self.world.scale_set(top_id)
                 if ss is None:
                     raise not_found
-                tail = [t.lower() for t in types[1:]]
+                tail = [fold(t) for t in types[1:]]
                 if tail == [] and not collection:
                     return 200, self._vmss_json(ss), []
                 if tail == ["extensions"]:
@@ -528,7 +529,7 @@ class ArmService:
     def _child(items: list[dict[str, Any]], names: list[str], collection: bool, not_found: ArmError) -> Reply:
         if collection:
             return 200, {"value": items}, []
-        found = next((e for e in items if e["name"].lower() == names[-1].lower()), None)
+        found = next((e for e in items if fold(e["name"]) == fold(names[-1])), None)
         if found is None:
             raise not_found
         return 200, found, []
@@ -700,9 +701,9 @@ class ArmService:
         )
         if not rest:
             self._only(req, "GET")
-            rgl = rg.lower()
+            rgl = fold(rg)
             return self._page(
-                req, [self._watcher_json(w) for w in self.world.watchers() if w.resource_group.lower() == rgl]
+                req, [self._watcher_json(w) for w in self.world.watchers() if fold(w.resource_group) == rgl]
             )
         watcher_id = (
             f"/subscriptions/{self.world.subscription_id}/resourceGroups/{rg}"
@@ -722,7 +723,7 @@ class ArmService:
         if n == 2:
             self._only(req, "GET")
             with self.lock:
-                caps = list(self.by_watcher.get(watcher.id.lower(), {}).values())
+                caps = list(self.by_watcher.get(fold(watcher.id), {}).values())
                 items = [c.resource_json(req.now) for c in caps]
             return self._page(req, items)
         name = rest[2]
@@ -744,7 +745,7 @@ class ArmService:
 
     def _capture(self, watcher: NetworkWatcher, name: str) -> Capture:
         with self.lock:
-            cap = self.by_watcher.get(watcher.id.lower(), {}).get(name.lower())
+            cap = self.by_watcher.get(fold(watcher.id), {}).get(fold(name))
         if cap is None:
             # Network RP body for a missing child resource: UNCONFIRMED (docs/EMULATOR.md).
             raise ArmError(404, "NotFound", f"Resource {watcher.id}/packetCaptures/{name} not found.")
@@ -789,14 +790,14 @@ class ArmService:
                 "reached. Delete packet captures that are no longer needed and retry.",
             )
         self.captures[capture.key] = capture
-        self.by_watcher.setdefault(capture.watcher.id.lower(), {})[capture.name.lower()] = capture
+        self.by_watcher.setdefault(fold(capture.watcher.id), {})[fold(capture.name)] = capture
         self._schedule(capture)
 
     def _create(self, req: Request, watcher: NetworkWatcher, name: str, api_version: str) -> Reply:
         check_name(name)
         with self.lock:
-            if name.lower() in self.by_watcher.get(watcher.id.lower(), {}):
-                # No documented duplicate-name error: 409 is the emulator's choice (UNCONFIRMED,
+            if fold(name) in self.by_watcher.get(fold(watcher.id), {}):
+                # No documented duplicate-name error 409 is the emulator's choice (UNCONFIRMED,
                 # docs/EMULATOR.md);
                 # the SDK raises ResourceExistsError. Never 200: the SDK accepts only 201.
                 raise ArmError(
@@ -825,7 +826,7 @@ class ArmService:
 
     def _delete(self, req: Request, watcher: NetworkWatcher, name: str, api_version: str) -> Reply:
         with self.lock:
-            cap = self.by_watcher.get(watcher.id.lower(), {}).get(name.lower())
+            cap = self.by_watcher.get(fold(watcher.id), {}).get(fold(name))
             if cap is None:
                 return (
                     204,
@@ -835,7 +836,7 @@ class ArmService:
             # Deleting a running capture stops it first (the agent then uploads the file): UNCONFIRMED.
             cap.request_stop(req.now)
             self._schedule_stop(cap)
-            del self.by_watcher[watcher.id.lower()][name.lower()]
+            del self.by_watcher[fold(watcher.id)][fold(name)]
             self.captures.pop(cap.key, None)
             op = self._new_op("delete", cap, req.now, api_version)
         async_url, location = self._op_urls(req, op)
@@ -915,15 +916,15 @@ class ArmService:
 
 def _eq_pred(prop: str, value: str) -> Callable[[dict[str, Any]], bool]:
     if prop == "resourcegroup":
-        return lambda it: str(it["id"]).split("/")[4].lower() == value
+        return lambda it: fold(str(it["id"]).split("/")[4]) == value
     key = {"resourcetype": "type", "location": "location", "name": "name"}[prop]
-    return lambda it: str(it.get(key, "")).lower() == value
+    return lambda it: fold(str(it.get(key, ""))) == value
 
 
 def _sub_pred(prop: str, value: str) -> Callable[[dict[str, Any]], bool]:
     if prop == "resourcegroup":
-        return lambda it: value in str(it["id"]).split("/")[4].lower()
-    return lambda it: value in str(it.get("name", "")).lower()
+        return lambda it: value in fold(str(it["id"]).split("/")[4])
+    return lambda it: value in fold(str(it.get("name", "")))
 
 
 NO_BODY = _NO_BODY

@@ -33,7 +33,7 @@ from urllib.parse import urlparse
 
 from .clock import iso, to_datetime
 from .errors import ArmError, bad_request
-from .world import Behaviour, NetworkWatcher, World, parse_resource_id
+from .world import Behaviour, NetworkWatcher, World, fold, parse_resource_id
 
 CAPTURE_TYPE = (
     "Microsoft.Network/networkWatchers/packetCaptures"  # [REC] returns it though the swagger lacks it
@@ -154,7 +154,7 @@ class Capture:
 
     @property
     def key(self) -> str:
-        return self.id.lower()
+        return fold(self.id)
 
     @property
     def region(self) -> str:
@@ -396,7 +396,7 @@ def _filters(props: dict[str, Any]) -> list[dict[str, Any]]:
         if proto is None:
             item["protocol"] = "Any"  # swagger default
         else:
-            canon = next((p for p in PROTOCOLS if p.lower() == proto.lower()), None)
+            canon = next((p for p in PROTOCOLS if fold(p) == fold(proto)), None)
             if canon is None:
                 raise bad_request(
                     "InvalidPacketCaptureFilter",
@@ -419,7 +419,7 @@ def _filters(props: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _check_local_path(value: str, os_type: str, key: str) -> None:
     target = f"properties.storageLocation.{key}"
-    if not value.lower().endswith(".cap"):
+    if not fold(value).endswith(".cap"):
         # "Must include the name of the capture file (*.cap)" [SPEC]; code UNCONFIRMED.
         raise bad_request(
             "InvalidLocalPath",
@@ -445,14 +445,12 @@ def _storage_path_for(account: str, subscription: str, target_id: str, created: 
     assert parsed is not None
     t = to_datetime(created)
     kind = (
-        "virtualmachinescalesets"
-        if parsed.types[0].lower() == "virtualmachinescalesets"
-        else "virtualmachines"
+        "virtualmachinescalesets" if fold(parsed.types[0]) == "virtualmachinescalesets" else "virtualmachines"
     )
     return (
-        f"https://{account}.blob.core.windows.net/network-watcher-logs/subscriptions/{subscription.lower()}"
-        f"/resourcegroups/{parsed.resource_group.lower()}/providers/microsoft.compute/{kind}/"
-        f"{parsed.names[0].lower()}/{t:%Y/%m/%d}/packetcapture_{t:%H_%M_%S}_{t.microsecond // 1000:03d}.cap"
+        f"https://{account}.blob.core.windows.net/network-watcher-logs/subscriptions/{fold(subscription)}"
+        f"/resourcegroups/{fold(parsed.resource_group)}/providers/microsoft.compute/{kind}/"
+        f"{fold(parsed.names[0])}/{t:%Y/%m/%d}/packetcapture_{t:%H_%M_%S}_{t.microsecond // 1000:03d}.cap"
     )
 
 
@@ -460,7 +458,7 @@ def per_target_path(path: str | None, target: CaptureTarget, many: bool) -> str 
     """For scale sets each instance writes its own file: ``..._{instance}.cap`` (UNCONFIRMED naming)."""
     if path is None or not many or target.instance_id is None:
         return path
-    if path.lower().endswith(".cap"):
+    if fold(path).endswith(".cap"):
         return f"{path[:-4]}_{target.instance_id}{path[-4:]}"
     return f"{path.rstrip('/')}/{target.instance_id}.cap"
 
@@ -571,7 +569,7 @@ def build_capture(
     raw_type = _str(props, "targetType", "properties")
     target_type = "AzureVM"
     if raw_type is not None:
-        found = next((t for t in TARGET_TYPES if t.lower() == raw_type.lower()), None)
+        found = next((t for t in TARGET_TYPES if fold(t) == fold(raw_type)), None)
         if found is None:
             raise bad_request(
                 "InvalidTargetType",
@@ -591,7 +589,7 @@ def build_capture(
             "{subscriptionId}' or '/providers/{resourceProviderNamespace}/'.",
             "properties.target",
         )
-    full_type = parsed.full_type.lower()
+    full_type = fold(parsed.full_type)
     kinds = {
         "microsoft.compute/virtualmachines": "AzureVM",
         "microsoft.compute/virtualmachinescalesets": "AzureVMSS",
@@ -624,7 +622,7 @@ def build_capture(
             what,
         )
 
-    if parsed.subscription.lower() != world.subscription_id.lower():
+    if fold(parsed.subscription) != fold(world.subscription_id):
         raise not_found(target, "properties.target")
     scope_out: dict[str, Any] | None = None
     scope = props.get("scope")
@@ -745,7 +743,7 @@ def build_capture(
         account = world.storage_account(storage_id)
         if account is None:
             raise not_found(storage_id, "properties.storageLocation.storageId")
-        if account.sku.lower().startswith("premium"):
+        if fold(account.sku).startswith("premium"):
             # "Premium storage accounts are currently not supported for storing packet captures." [DOC]
             raise bad_request(
                 "PremiumStorageNotSupported",
@@ -757,7 +755,7 @@ def build_capture(
         loc_out["storageId"] = storage_id
     if storage_path is not None:
         u = urlparse(storage_path)
-        if u.scheme.lower() != "https" or not u.netloc or not storage_id:
+        if fold(u.scheme) != "https" or not u.netloc or not storage_id:
             raise bad_request(
                 "InvalidStorageLocation",
                 f"storagePath '{storage_path}' must be a well-formed https "

@@ -29,7 +29,7 @@ from .faults import FaultRule, Faults
 from .server import HttpServer, Response, tls_context
 from .tls import ensure_certificate
 from .tokens import ARM_AUDIENCES, TokenError, TokenIssuer
-from .world import Identity, NetworkWatcher, ScaleSet, VirtualMachine, World
+from .world import Identity, NetworkWatcher, ScaleSet, VirtualMachine, World, fold
 
 _LOG = logging.getLogger("emulator")
 IDENTITY_PATH = "/msi/token"
@@ -353,7 +353,7 @@ class Emulator:
             props.update(properties or {})
             now = self.clock.now()
             created = now - age_seconds
-            if name.lower() in self.arm.by_watcher.get(nw.id.lower(), {}):
+            if fold(name) in self.arm.by_watcher.get(fold(nw.id), {}):
                 raise ArmError(
                     409, "PacketCaptureAlreadyExists", f"A packet capture named '{name}' already exists."
                 )
@@ -378,7 +378,7 @@ class Emulator:
             found = self.world.watcher_in(region)
         else:
             found = self.world.watcher(watcher) or next(
-                (w for w in self.world.watchers() if w.name.lower() == watcher.lower()), None
+                (w for w in self.world.watchers() if fold(w.name) == fold(watcher)), None
             )
         if found is None:
             raise KeyError(f"no network watcher {watcher or 'in region ' + region}")
@@ -391,12 +391,12 @@ class Emulator:
     def capture_json(self, capture_id: str) -> dict[str, Any]:
         """The capture resource as GET returns it now."""
         with self.world.lock:
-            return self.arm.captures[capture_id.lower()].resource_json(self.clock.now())
+            return self.arm.captures[fold(capture_id)].resource_json(self.clock.now())
 
     def capture_status(self, capture_id: str) -> dict[str, Any]:
         """The PacketCaptureQueryStatusResult as queryStatus would return it now."""
         with self.world.lock:
-            return self.arm.captures[capture_id.lower()].status_json(self.clock.now())
+            return self.arm.captures[fold(capture_id)].status_json(self.clock.now())
 
     def _process_due(self, now: float) -> None:
         for cap, records in self.arm.collect_stopped(now):
@@ -446,11 +446,11 @@ class Emulator:
 
     def count(self, method: str | None = None, path: str | None = None) -> int:
         """Logged ARM requests with this method whose path contains ``path`` (case-insensitive)."""
-        needle = path.lower() if path else None
+        needle = fold(path) if path else None
         return sum(
             1
             for r in self._arm_log
-            if (method is None or r.method == method.upper()) and (needle is None or needle in r.path.lower())
+            if (method is None or r.method == method.upper()) and (needle is None or needle in fold(r.path))
         )
 
     # ------------------------------------------------------------ HTTP apps
@@ -567,7 +567,7 @@ class Emulator:
         if isinstance(payload, dict) and payload.get("packetCaptureStatus") == "Stopped":
             # queryStatus says Stopped: make sure the capture file hook (running in another thread) finished.
             with self.world.lock:
-                cap = self.arm.captures.get(str(payload.get("id", "")).lower())
+                cap = self.arm.captures.get(fold(str(payload.get("id", ""))))
             if cap is not None and cap.notified:
                 cap.hook_done.wait(self.hook_wait_timeout)
         request_id = headers.get("x-ms-client-request-id") or str(uuid.uuid4())
@@ -582,7 +582,7 @@ class Emulator:
                 "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."
             )
         scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        if fold(scheme) != "bearer" or not token.strip():
             raise _unauthorized(
                 "AuthenticationFailed",
                 "Authentication failed. The 'Authorization' header is provided in an invalid format.",
@@ -619,7 +619,7 @@ class Emulator:
             # App Service error shape {statusCode, message} (msal reads these two fields).
             return Response(status, _dump({"statusCode": status, "message": message}))
 
-        if path.rstrip("/").lower() != IDENTITY_PATH:
+        if fold(path.rstrip("/")) != IDENTITY_PATH:
             return error(404, "Not Found")
         if method != "GET":
             return error(405, "Method not allowed")
@@ -658,14 +658,12 @@ class Emulator:
     def _select_identity(self, query: dict[str, str]) -> Identity | None:
         idents = self.world.identities()
         if query.get("client_id"):
-            return next((i for i in idents if i.client_id.lower() == query["client_id"].lower()), None)
+            return next((i for i in idents if fold(i.client_id) == fold(query["client_id"])), None)
         for key in ("principal_id", "object_id"):
             if query.get(key):
-                return next((i for i in idents if i.principal_id.lower() == query[key].lower()), None)
+                return next((i for i in idents if fold(i.principal_id) == fold(query[key])), None)
         if query.get("mi_res_id"):
-            return next(
-                (i for i in idents if (i.resource_id or "").lower() == query["mi_res_id"].lower()), None
-            )
+            return next((i for i in idents if fold(i.resource_id or "") == fold(query["mi_res_id"])), None)
         return self.world.identity
 
 

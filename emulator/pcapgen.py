@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import heapq
 import io
+import ipaddress
 import math
 import os
 import random
@@ -35,7 +36,7 @@ import statistics
 import struct
 import sys
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,9 +44,13 @@ from typing import Any, BinaryIO, Literal
 
 __all__ = [
     "DB",
+    "DEAD_HOST",
     "DNS_SERVER",
+    "FLOOD_SOURCES",
     "SCENARIOS",
+    "SYSLOG",
     "VM",
+    "CaptureFilter",
     "GeneratedCapture",
     "Truth",
     "generate",
@@ -229,6 +234,61 @@ class GeneratedCapture:
     path: Path | None = None
 
 
+def _ranges(value: str | None, parse: Callable[[str], int]) -> tuple[tuple[int, int], ...] | None:
+    """``"a"``, ``"a-b"`` or ``"a;b;c-d"`` (Network Watcher's filter syntax) as inclusive ranges."""
+    if value is None or not value.strip():
+        return None
+    out = []
+    for part in value.split(";"):
+        low, _, high = part.strip().partition("-")
+        out.append((parse(low.strip()), parse((high or low).strip())))
+    return tuple(out)
+
+
+def _ip_number(text: str) -> int:
+    return int(ipaddress.ip_address(text))
+
+
+@dataclass(frozen=True)
+class CaptureFilter:
+    """One of a capture's ``filters``: a frame is captured when any filter matches it (none: every frame).
+
+    Local is the VM's side; ``protocol`` is ``TCP``, ``UDP`` or ``Any`` (only ``Any`` lets ICMP in, and a
+    filter with ports never matches a frame without them).
+    """
+
+    protocol: str = "Any"
+    local_ip: tuple[tuple[int, int], ...] | None = None
+    remote_ip: tuple[tuple[int, int], ...] | None = None
+    local_port: tuple[tuple[int, int], ...] | None = None
+    remote_port: tuple[tuple[int, int], ...] | None = None
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> CaptureFilter:
+        """From the ARM shape: ``{"protocol": "TCP", "localIPAddress": "10.0.0.4", "remotePort": "80"}``."""
+        return cls(
+            protocol=str(raw.get("protocol") or "Any").upper(),
+            local_ip=_ranges(raw.get("localIPAddress"), _ip_number),
+            remote_ip=_ranges(raw.get("remoteIPAddress"), _ip_number),
+            local_port=_ranges(raw.get("localPort"), int),
+            remote_port=_ranges(raw.get("remotePort"), int),
+        )
+
+    def matches(self, proto: int, local_ip: str, remote_ip: str, local_port: int, remote_port: int) -> bool:
+        if (self.protocol == "TCP" and proto != 6) or (self.protocol == "UDP" and proto != 17):
+            return False
+        has_ports = proto in (6, 17)
+        for ranges, value in (
+            (self.local_ip, _ip_number(local_ip)),
+            (self.remote_ip, _ip_number(remote_ip)),
+            (self.local_port, local_port if has_ports else None),
+            (self.remote_port, remote_port if has_ports else None),
+        ):
+            if ranges is not None and (value is None or not any(lo <= value <= hi for lo, hi in ranges)):
+                return False
+        return True
+
+
 def _bump(counter: dict[str, int], key: str, n: int = 1) -> None:
     counter[key] = counter.get(key, 0) + n
 
@@ -246,6 +306,7 @@ class _Dir:
         "inbound",
         "ip_base",
         "ip_id",
+        "kept",
         "proto",
         "pseudo",
         "service",
@@ -273,6 +334,7 @@ class _Dir:
         a, b = sorted([(src, sport), (dst, dport)])
         self.conv = (a, b, proto)
         self.service = service
+        self.kept = gen.wanted(self)  # the capture's filters, decided once per direction
 
     def _ip_header(self, payload_len: int) -> bytes:
         total = 20 + payload_len
@@ -368,9 +430,9 @@ class _Conn:
         t2 = t + (self.rtt if self.vm_is_client else g.rng.randrange(40 * _US, 160 * _US))
         self.down.tcp(t2, self.s_isn, self.c_isn + 1, _SYN | _ACK, 65160, options=_SYN_OPTIONS)
         g.truth.handshakes += 1
-        g.truth.handshake_rtts_ms.append((g.q(t2) - g.q(t)) / _MS)
         t3 = t2 + (g.rng.randrange(20 * _US, 80 * _US) if self.vm_is_client else self.rtt)
         self.up.tcp(t3, self.c_isn + 1, self.s_isn + 1, _ACK, self.c_win)
+        g.truth.handshake_rtts_ms.append((g.q(t3) - g.q(t)) / _MS)  # SYN -> ACK: the whole round trip
         self.established = True
         return t3 + (g.rng.randrange(5 * _US, 50 * _US))
 
@@ -485,6 +547,7 @@ def _dns_name(name: str) -> bytes:
 
 
 _RCODES = {0: "NOERROR", 2: "SERVFAIL", 3: "NXDOMAIN", 5: "REFUSED"}
+_HEARTBEAT_NS = 500 * _MS
 
 
 class _Gen:
@@ -504,6 +567,9 @@ class _Gen:
         out: BinaryIO | None,
         rate_scale: float = 1.0,
         target_bytes: int | None = None,
+        window: bool = False,
+        filters: tuple[CaptureFilter, ...] = (),
+        max_file_bytes: int | None = None,
         anomaly_start: datetime | None = None,
     ) -> None:
         if scenario not in SCENARIOS:
@@ -534,6 +600,12 @@ class _Gen:
         self.counter = 0
         self.rate_scale = rate_scale
         self.target = target_bytes
+        self.window = (
+            window  # the file holds exactly [start, start + duration): later frames are not captured
+        )
+        self.filters = filters
+        self.max_file_bytes = max_file_bytes  # the capture stops writing at this size
+        self.full = False
         self.pool = self.rng.randbytes(1 << 16)
         self.pg_pool = b"".join(
             struct.pack("!cI", b"D", 60) + self.rng.randbytes(56) for _ in range(1100)
@@ -582,16 +654,29 @@ class _Gen:
         """A timestamp as the file will store it (microsecond files lose the nanoseconds)."""
         return t if self.nano else t - t % 1000
 
+    def wanted(self, d: _Dir) -> bool:
+        """Whether the capture's filters let this direction's frames in (any filter may match)."""
+        if not self.filters:
+            return True
+        local_first = d.src == VM
+        local_ip, remote_ip = (d.src, d.dst) if local_first else (d.dst, d.src)
+        local_port, remote_port = (d.sport, d.dport) if local_first else (d.dport, d.sport)
+        return any(f.matches(d.proto, local_ip, remote_ip, local_port, remote_port) for f in self.filters)
+
     def push(self, t: int, frame: bytes, d: _Dir, proto: str) -> None:
         if d.inbound and len(frame) < 60:
             frame += b"\0" * (60 - len(frame))
-        self.counter += 1
         self.last_frame = frame
+        if not d.kept or (self.window and t >= self.end):
+            return  # filtered out, or after the capture stopped
+        self.counter += 1
         cap = min(len(frame), self.snaplen) if self.snaplen else len(frame)
         self.created_bytes += 16 + cap if self.fmt == "pcap" else 32 + cap + (-cap % 4)
         heapq.heappush(self.heap, (t, self.counter, frame, d, proto))
+
+    def _count(self, wire: int, d: _Dir, proto: str) -> None:
+        """The per-frame truth, for frames written to the file."""
         truth = self.truth
-        wire = len(frame)
         truth.packets += 1
         truth.bytes += wire
         p = truth.protocols[proto]
@@ -625,12 +710,21 @@ class _Gen:
         tail = self.epb_tail.pack
         out: list[bytes] = []
         size = 0
+        count = self._count
         while heap and (until is None or heap[0][0] < until):
-            t, _, frame, _d, _p = heapq.heappop(heap)
+            t, _, frame, d, proto = heapq.heappop(heap)
+            if self.full:
+                continue
             wire = len(frame)
             if snap and wire > snap:
                 frame = frame[:snap]
             cap = len(frame)
+            if self.max_file_bytes is not None:
+                record = 16 + cap if not pcapng else 32 + cap + (-cap % 4)
+                if truth.file_bytes + size + record > self.max_file_bytes:
+                    self.full = True  # the session's byte limit: the capture writes nothing more
+                    continue
+            count(wire, d, proto)
             truth.captured_bytes += cap
             if not pcapng:
                 out.append(
@@ -899,19 +993,28 @@ class _Gen:
         arrivals: list[tuple[int, int, Callable[[int], None], float]] = []
         for n, (fn, rate) in enumerate(self.mix()):
             r = rate * self.rate_scale
+            # in a capture window the first session starts with the capture: its file begins at its start
+            first = 0 if self.window and n == 0 else int(self.rng.expovariate(r) * 1e9)
             begin = self.t0 if n < _WEB_MIX else max(self.t0, self.anomaly_t0)
-            arrivals.append((begin + int(self.rng.expovariate(r) * 1e9), n, fn, r))
+            arrivals.append((begin + first, n, fn, r))
+        if self.window:
+            # a lookup every half second whatever the scale: the file spans its window even when the
+            # traffic is scaled down to a trickle (a negative rate is a fixed period in seconds)
+            arrivals.append(
+                (self.t0 + _HEARTBEAT_NS // 2, len(arrivals), self.dns_lookup, -_HEARTBEAT_NS / 1e9)
+            )
         heapq.heapify(arrivals)
         while arrivals:
             t, n, fn, rate = arrivals[0]
-            if self.target is None:
+            if self.target is None or self.window:
                 if t >= self.end:
                     break
             elif self.created_bytes >= self.target or (self.bounded and t >= self.end):
                 break
             self.flush(t)
             fn(t)
-            heapq.heapreplace(arrivals, (t + max(1, int(self.rng.expovariate(rate) * 1e9)), n, fn, rate))
+            gap = int(-rate * 1e9) if rate < 0 else max(1, int(self.rng.expovariate(rate) * 1e9))
+            heapq.heapreplace(arrivals, (t + gap, n, fn, rate))
 
 
 # The first entries of every mix are the normal web traffic; the scenario's anomaly follows them.
@@ -930,6 +1033,10 @@ def _simulate(
     big_endian: bool,
     target_bytes: int | None,
     out: BinaryIO | None,
+    window: bool = False,
+    filters: tuple[CaptureFilter, ...] = (),
+    max_file_bytes: int | None = None,
+    max_scale: float | None = None,
     anomaly_start: datetime | None = None,
 ) -> tuple[bytes, Truth]:
     scale = 1.0
@@ -945,27 +1052,38 @@ def _simulate(
             nanosecond=nanosecond,
             big_endian=big_endian,
             out=None,
+            window=window,
         )
         pilot.run()
         pilot.finish()
         per_s = max(1.0, pilot.truth.file_bytes / 5.0)
         scale = max(0.001, target_bytes / (per_s * max(duration_s, 0.001)))
-    g = _Gen(
-        scenario,
-        seed=seed,
-        start=start,
-        duration_s=duration_s,
-        snaplen=snaplen,
-        fmt=fmt,
-        nanosecond=nanosecond,
-        big_endian=big_endian,
-        out=out,
-        rate_scale=scale,
-        target_bytes=target_bytes,
-        anomaly_start=anomaly_start,
-    )
-    g.run()
-    data = g.finish()
+        if max_scale is not None:
+            scale = min(scale, max_scale)
+    for _ in range(6):
+        g = _Gen(
+            scenario,
+            seed=seed,
+            start=start,
+            duration_s=duration_s,
+            snaplen=snaplen,
+            fmt=fmt,
+            nanosecond=nanosecond,
+            big_endian=big_endian,
+            out=out,
+            rate_scale=scale,
+            target_bytes=target_bytes,
+            window=window,
+            filters=filters,
+            max_file_bytes=max_file_bytes,
+            anomaly_start=anomaly_start,
+        )
+        g.run()
+        data = g.finish()
+        if not (g.full and window and out is None):
+            break
+        # the byte limit cut the window short: the pilot's estimate was high; a little less traffic
+        scale *= 0.8
     return data, g.truth
 
 
@@ -1053,32 +1171,46 @@ def generate_for_capture(
     bytes_per_packet: int = 0,
     total_bytes_per_session: int | None = None,
     traffic_bytes_per_second: float | None = None,
+    filters: Sequence[dict[str, Any]] = (),
     seed: int = 0,
     max_bytes: int = DEFAULT_MAX_BYTES,
     anomaly_start: datetime | None = None,
 ) -> GeneratedCapture:
     """The file an emulated capture leaves behind when it stops (the emulator's stop hook calls this).
 
-    ``scenario`` is the VM's scenario from the world file (unknown or None: ``web``). The file spans
-    ``start``..``stop``, uses ``bytes_per_packet`` as snap length and is at most ``total_bytes_per_session``
-    (Network Watcher's limit) and ``max_bytes`` (keeps the local emulator quick); with
-    ``traffic_bytes_per_second`` the traffic is scaled to that rate. Capture filters are not applied.
+    True to the capture's settings: the file holds the traffic of ``start``..``stop`` and nothing after
+    (the first session starts with the capture, frames after the stop are not captured), frames matching
+    the capture's ``filters`` (Network Watcher's ``PacketCaptureFilter`` shape; none: every frame), cut to
+    ``bytes_per_packet`` (0: whole frames), and the file stops growing at ``total_bytes_per_session``, as
+    the service stops writing. ``scenario`` is the VM's scenario from the world file (unknown or None:
+    ``web``); the traffic is scaled to ``traffic_bytes_per_second`` when given, and down so the window's
+    file stays near ``max_bytes`` (keeps the local emulator quick) and under the session limit.
     """
     duration = max(0.5, (stop - start).total_seconds())
     limits = [max_bytes]
     if total_bytes_per_session:
-        limits.append(total_bytes_per_session)
+        limits.append(int(0.85 * total_bytes_per_session))  # room for the rate estimate's error
     if traffic_bytes_per_second:
         limits.append(int(traffic_bytes_per_second * duration))
-    return generate(
-        scenario if scenario in SCENARIOS else "web",
+    name = scenario if scenario in SCENARIOS else "web"
+    data, truth = _simulate(
+        name,
         duration_s=duration,
         start=start,
         snaplen=bytes_per_packet,
         seed=seed,
+        fmt="pcap",
+        nanosecond=False,
+        big_endian=False,
         target_bytes=max(4096, min(limits)),
+        out=None,
+        window=True,
+        filters=tuple(CaptureFilter.from_json(f) for f in filters),
+        max_file_bytes=total_bytes_per_session or None,
+        max_scale=None if traffic_bytes_per_second else 1.0,  # the scenario's own rate unless told
         anomaly_start=anomaly_start,
     )
+    return GeneratedCapture(data=data, truth=truth)
 
 
 def _main(argv: list[str] | None = None) -> int:

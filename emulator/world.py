@@ -20,6 +20,14 @@ DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 DEFAULT_TENANT = "72f988bf-0000-4000-8000-00000000e001"
 DEFAULT_PRINCIPAL = "5b2c5a8e-0000-4000-8000-00000000a001"
 DEFAULT_CLIENT = "0c3c4b1d-0000-4000-8000-00000000c001"
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold(text: str) -> str:
+    """ASCII-only lower case, as ARM compares names and IDs (``str.lower`` maps the Kelvin sign to 'k')."""
+    return text.translate(_ASCII_LOWER)
+
+
 _NS = uuid.UUID("6f1d2b1e-5c1e-4f53-9b7a-0e6a3c3d2e10")
 
 NW_AGENT_PUBLISHER = "Microsoft.Azure.NetworkWatcher"
@@ -47,7 +55,7 @@ class WorldError(ValueError):
 
 def stable_uuid(*parts: str) -> str:
     """A deterministic GUID for a resource (same world → same vmId across runs)."""
-    return str(uuid.uuid5(_NS, "/".join(p.lower() for p in parts)))
+    return str(uuid.uuid5(_NS, "/".join(fold(p) for p in parts)))
 
 
 @dataclass(frozen=True)
@@ -73,9 +81,9 @@ def parse_resource_id(resource_id: str) -> ParsedId | None:
     parts = resource_id.split("/")
     if len(parts) < 9 or parts[0] != "" or any(p == "" for p in parts[1:]):
         return None
-    if parts[1].lower() != "subscriptions" or parts[3].lower() != "resourcegroups":
+    if fold(parts[1]) != "subscriptions" or fold(parts[3]) != "resourcegroups":
         return None
-    if parts[5].lower() != "providers" or (len(parts) - 7) % 2 != 0:
+    if fold(parts[5]) != "providers" or (len(parts) - 7) % 2 != 0:
         return None
     rest = parts[7:]
     return ParsedId(parts[2], parts[4], parts[6], tuple(rest[0::2]), tuple(rest[1::2]))
@@ -129,15 +137,15 @@ class Extension:
     @property
     def is_network_watcher_agent(self) -> bool:
         # The docs say to match on publisher + type, not on the extension's name (docs/EMULATOR.md).
-        return self.publisher.lower() == NW_AGENT_PUBLISHER.lower() and self.type.lower() in {
-            t.lower() for t in NW_AGENT_TYPES.values()
+        return fold(self.publisher) == fold(NW_AGENT_PUBLISHER) and fold(self.type) in {
+            fold(t) for t in NW_AGENT_TYPES.values()
         }
 
 
 def _extensions(os_type: str, agent: bool, agent_name: str, extra: Iterable[Extension]) -> list[Extension]:
     exts = list(extra)
     if agent:
-        exts.insert(0, Extension(agent_name, NW_AGENT_PUBLISHER, NW_AGENT_TYPES[os_type.lower()]))
+        exts.insert(0, Extension(agent_name, NW_AGENT_PUBLISHER, NW_AGENT_TYPES[fold(os_type)]))
     return exts
 
 
@@ -418,19 +426,19 @@ class World:
             self._bump()
 
     def _touch_group(self, name: str, location: str) -> None:
-        if name.lower() not in self._groups:
-            self._groups[name.lower()] = ResourceGroup(name, location)
+        if fold(name) not in self._groups:
+            self._groups[fold(name)] = ResourceGroup(name, location)
 
     def _check_unique(self, resource_id: str) -> None:
-        key = resource_id.lower()
+        key = fold(resource_id)
         if any(key in m for m in (self._vms, self._scale_sets, self._storage, self._watchers, self._generic)):
             raise WorldError(f"duplicate resource {resource_id}")
 
     def add_resource_group(self, name: str, location: str) -> ResourceGroup:
         with self.lock:
-            self._groups.setdefault(name.lower(), ResourceGroup(name, location.lower()))
+            self._groups.setdefault(fold(name), ResourceGroup(name, fold(location)))
             self._bump()
-            return self._groups[name.lower()]
+            return self._groups[fold(name)]
 
     def add_vm(
         self,
@@ -454,7 +462,7 @@ class World:
             self.subscription_id,
             name,
             resource_group,
-            location.lower(),
+            fold(location),
             os_type,
             scenario,
             behaviour or Behaviour(**behaviour_kw),
@@ -465,7 +473,7 @@ class World:
         with self.lock:
             self._check_unique(vm.id)
             self._touch_group(resource_group, vm.location)
-            self._vms[vm.id.lower()] = vm
+            self._vms[fold(vm.id)] = vm
             self._bump()
         return vm
 
@@ -490,7 +498,7 @@ class World:
             self.subscription_id,
             name,
             resource_group,
-            location.lower(),
+            fold(location),
             [str(i) for i in instances],
             os_type,
             scenario,
@@ -501,7 +509,7 @@ class World:
         with self.lock:
             self._check_unique(ss.id)
             self._touch_group(resource_group, ss.location)
-            self._scale_sets[ss.id.lower()] = ss
+            self._scale_sets[fold(ss.id)] = ss
             self._bump()
         return ss
 
@@ -514,32 +522,32 @@ class World:
         sku: str = "Standard_LRS",
         kind: str = "StorageV2",
     ) -> StorageAccount:
-        st = StorageAccount(self.subscription_id, name, resource_group, location.lower(), sku, kind)
+        st = StorageAccount(self.subscription_id, name, resource_group, fold(location), sku, kind)
         with self.lock:
             self._check_unique(st.id)
             self._touch_group(resource_group, st.location)
-            self._storage[st.id.lower()] = st
+            self._storage[fold(st.id)] = st
             self._bump()
         return st
 
     def add_watcher(self, name: str, *, resource_group: str, location: str) -> NetworkWatcher:
-        nw = NetworkWatcher(self.subscription_id, name, resource_group, location.lower())
+        nw = NetworkWatcher(self.subscription_id, name, resource_group, fold(location))
         with self.lock:
             self._check_unique(nw.id)
             if self.watcher_in(nw.location) is not None:
                 # "1 per region per subscription" [DOC includes/network-watcher-limits.md]
                 raise WorldError(f"region {nw.location} already has a network watcher")
             self._touch_group(resource_group, nw.location)
-            self._watchers[nw.id.lower()] = nw
+            self._watchers[fold(nw.id)] = nw
             self._bump()
         return nw
 
     def add_generic(self, name: str, *, resource_group: str, location: str, type: str) -> GenericResource:
-        res = GenericResource(self.subscription_id, name, resource_group, location.lower(), type)
+        res = GenericResource(self.subscription_id, name, resource_group, fold(location), type)
         with self.lock:
             self._check_unique(res.id)
             self._touch_group(resource_group, res.location)
-            self._generic[res.id.lower()] = res
+            self._generic[fold(res.id)] = res
             self._bump()
         return res
 
@@ -563,33 +571,33 @@ class World:
             return {r.location for r in self.iter_resources()}
 
     def resource_group(self, name: str) -> ResourceGroup | None:
-        return self._groups.get(name.lower())
+        return self._groups.get(fold(name))
 
     def resource_groups(self) -> list[ResourceGroup]:
         with self.lock:
             return list(self._groups.values())
 
     def vm(self, resource_id: str) -> VirtualMachine | None:
-        return self._vms.get(resource_id.lower())
+        return self._vms.get(fold(resource_id))
 
     def scale_set(self, resource_id: str) -> ScaleSet | None:
-        return self._scale_sets.get(resource_id.lower())
+        return self._scale_sets.get(fold(resource_id))
 
     def storage_account(self, resource_id: str) -> StorageAccount | None:
-        return self._storage.get(resource_id.lower())
+        return self._storage.get(fold(resource_id))
 
     def watcher(self, resource_id: str) -> NetworkWatcher | None:
-        return self._watchers.get(resource_id.lower())
+        return self._watchers.get(fold(resource_id))
 
     def generic(self, resource_id: str) -> GenericResource | None:
-        return self._generic.get(resource_id.lower())
+        return self._generic.get(fold(resource_id))
 
     def watchers(self) -> list[NetworkWatcher]:
         with self.lock:
             return list(self._watchers.values())
 
     def watcher_in(self, region: str) -> NetworkWatcher | None:
-        region = region.lower()
+        region = fold(region)
         return next((w for w in self._watchers.values() if w.location == region), None)
 
     def vms(self) -> list[VirtualMachine]:
@@ -616,7 +624,7 @@ class World:
 
     def _find(self, resources: dict[str, T], name: str) -> T:
         with self.lock:
-            found = [r for r in resources.values() if getattr(r, "name", "").lower() == name.lower()]
+            found = [r for r in resources.values() if fold(getattr(r, "name", "")) == fold(name)]
         if len(found) != 1:
             raise KeyError(name)
         return found[0]
@@ -643,9 +651,9 @@ def _req(d: dict[str, Any], key: str, where: str) -> str:
 
 
 def _os(os_type: str, name: str) -> str:
-    if os_type.lower() not in NW_AGENT_TYPES:
+    if fold(os_type) not in NW_AGENT_TYPES:
         raise WorldError(f"{name}: osType must be Linux or Windows")
-    return "Linux" if os_type.lower() == "linux" else "Windows"
+    return "Linux" if fold(os_type) == "linux" else "Windows"
 
 
 def _extra_extensions(d: dict[str, Any], where: str) -> list[Extension]:

@@ -58,6 +58,12 @@ param reportDownloadLinks bool = true
 @description('CAPTURE_LOCAL_PATH: also write the capture on the VM, in this folder (Linux: under /var/captures). Empty = storage only.')
 param captureLocalPath string = ''
 
+@description('CAPTURE_LOCAL_ROOT_LINUX: local capture paths on Linux VMs must be under this folder (itself under /var/captures).')
+param captureLocalRootLinux string = '/var/captures'
+
+@description('CAPTURE_LOCAL_ROOT_WINDOWS: local capture paths on Windows VMs must be under this folder (a drive-letter path). Empty = the default of the app, the Captures folder on drive C.')
+param captureLocalRootWindows string = ''
+
 @minValue(1)
 @maxValue(18000)
 @description('CAPTURE_TIME_LIMIT_SECONDS: capture length.')
@@ -97,7 +103,7 @@ param captureComputeApiVersion string = '2024-07-01'
 
 @minValue(1)
 @maxValue(60)
-@description('CAPTURE_WEBHOOK_BUDGET_SECONDS: time budget of one webhook answer, Azure retries included.')
+@description('CAPTURE_WEBHOOK_BUDGET_SECONDS: time budget of one webhook delivery, all its targets and Azure retries included.')
 param captureWebhookBudgetSeconds int = 8
 
 @minLength(11)
@@ -201,6 +207,8 @@ var assignableScopes = union(scopeSubscriptionIds, [subscription().id]) // union
 var captureAppSettings = {
   CAPTURE_STORAGE_ACCOUNT_ID: captureStorage.outputs.id
   CAPTURE_LOCAL_PATH: captureLocalPath
+  CAPTURE_LOCAL_ROOT_LINUX: captureLocalRootLinux
+  CAPTURE_LOCAL_ROOT_WINDOWS: captureLocalRootWindows
   CAPTURE_TIME_LIMIT_SECONDS: string(captureTimeLimitSeconds)
   CAPTURE_MAX_TIME_LIMIT_SECONDS: string(captureMaxTimeLimitSeconds)
   CAPTURE_MAX_SESSIONS: string(captureMaxSessions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import azure.functions as func
 import pytest
 
 import capture
+from devhost.invoke import InvocationContext
 from emulator.azurite import Azurite, AzuriteError
 from emulator.tls import ensure_certificate
 
@@ -77,8 +79,14 @@ def request(
 def call(functions: dict[str, Any]) -> Callable[..., tuple[int, dict[str, Any], func.HttpResponse]]:
     """Invoke a function with a real HttpRequest; returns (status, JSON body, response)."""
 
-    def invoke(name: str, req: func.HttpRequest) -> tuple[int, dict[str, Any], func.HttpResponse]:
-        response = functions[name].get_user_function()(req)
+    def invoke(
+        name: str, req: func.HttpRequest, invocation_id: str = "test-invocation"
+    ) -> tuple[int, dict[str, Any], func.HttpResponse]:
+        user = functions[name].get_user_function()
+        extra = {}
+        if "context" in inspect.signature(user).parameters:
+            extra["context"] = InvocationContext(invocation_id, name, str(Path(__file__).parents[1]))
+        response = user(req, **extra)
         assert isinstance(response, func.HttpResponse)
         assert response.mimetype == "application/json"
         return response.status_code, json.loads(response.get_body()), response

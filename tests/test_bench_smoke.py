@@ -95,6 +95,15 @@ def test_storm_has_no_duplicates_no_overshoot_and_no_errors(sections):
     assert sum(storm["outcomes"].values()) == TINY.storm_deliveries
 
 
+def test_many_target_delivery_counts_every_target_and_ends_with_a_capture_each(sections):
+    [run] = sections["delivery"]["runs"]
+    assert run["targets"] == TINY.delivery_targets[0]
+    for delivery in run["deliveries"]:
+        assert sum(delivery["counts"].values()) == run["targets"]
+    assert run["deliveries"][-1]["status"] == 202
+    assert run["captures_created"] == run["targets"]
+
+
 def test_faults_retry_and_every_webhook_answers_within_the_budget(sections):
     faults = sections["faults"]
     assert faults["injected_429"] > 0

@@ -600,7 +600,7 @@ def test_manual_capture_keys_with_or_without_prefix() -> None:
     [
         ({"x": 1}, "capture.x"),
         ({"timeLimitSeconds": 18001}, "capture.timeLimitSeconds"),
-        ({"captureFilters": "[{"}, "capture.filters"),
+        ({"captureFilters": "[{"}, "capture.captureFilters"),
     ],
 )
 def test_invalid_overrides_are_rejected_at_intake(capture: dict[str, Any], location: str) -> None:

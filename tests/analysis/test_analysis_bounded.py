@@ -5,9 +5,7 @@ from __future__ import annotations
 import io
 import tracemalloc
 
-import pytest
-
-from capture.analysis import Findings, analyze, readers
+from capture.analysis import Findings, analyze
 from emulator.pcapgen import VM
 
 from .conftest import CaptureFactory
@@ -17,7 +15,8 @@ def peak_memory(data: bytes, **kwargs: int) -> tuple[int, Findings]:
     stream = io.BytesIO(data)  # the input is allocated before tracing starts
     tracemalloc.start()
     try:
-        findings = analyze(stream, **kwargs)
+        # smaller reads, so that both files span many of them (the default read is 1 MiB)
+        findings = analyze(stream, read_size=32 * 1024, **kwargs)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -47,9 +46,7 @@ def test_max_flows_is_respected_and_counts_stay_exact(capture: CaptureFactory) -
     assert any("flow table" in line for line in f.notable)
 
 
-def test_memory_is_flat_in_file_size(capture: CaptureFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    # smaller read chunks, so that both files span many of them (the real chunk is 1 MiB)
-    monkeypatch.setattr(readers, "_CHUNK", 32 * 1024)
+def test_memory_is_flat_in_file_size(capture: CaptureFactory) -> None:
     small = capture("synflood", duration_s=1.5, seed=1)
     large = capture("synflood", duration_s=6.0, seed=1)
     assert len(large.data) > 3.5 * len(small.data)

@@ -1,83 +1,109 @@
-"""The chart is a valid PNG, decodable with zlib alone, and shows both panels."""
+"""The chart shows the finding: its title, the headline, the series that carries it, the alert marker."""
 
 from __future__ import annotations
 
 import io
+import json
 import struct
-import zlib
+import subprocess
+import sys
+from datetime import timedelta
 
 import dpkt
+import pytest
+from PIL import Image
 
 from capture.analysis import analyze
-from capture.charts import HEIGHT, WIDTH, render_chart
+from capture.charts import HEIGHT, WIDTH, chart_title, render_chart
+from emulator.pcapgen import SCENARIOS
 
-from .conftest import CaptureFactory
+from .docs_charts import ALERT_RULE, ALERT_TIME, DOCS, START, VM_NAME, scenario_chart, scenario_findings
 
+ALERT_ORANGE = (230, 120, 0)
 
-def decode_png(data: bytes) -> tuple[int, int, bytes, list[bytes]]:
-    """(width, height, palette, rows of palette indices); checks signature, CRCs and filters."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos = 8
-    chunks: dict[bytes, bytes] = {}
-    idat = b""
-    order = []
-    while pos < len(data):
-        (length,) = struct.unpack_from(">I", data, pos)
-        kind = data[pos + 4 : pos + 8]
-        body = data[pos + 8 : pos + 8 + length]
-        (crc,) = struct.unpack_from(">I", data, pos + 8 + length)
-        assert zlib.crc32(kind + body) & 0xFFFFFFFF == crc, kind
-        order.append(kind)
-        if kind == b"IDAT":
-            idat += body
-        else:
-            chunks[kind] = body
-        pos += 12 + length
-    assert order[0] == b"IHDR"
-    assert order[-1] == b"IEND"
-    width, height, depth, color, _, _, _ = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
-    assert (depth, color) == (8, 3)
-    raw = zlib.decompress(idat)
-    assert len(raw) == height * (width + 1)
-    rows = [raw[y * (width + 1) : (y + 1) * (width + 1)] for y in range(height)]
-    assert all(row[0] == 0 for row in rows)
-    return width, height, chunks[b"PLTE"], [row[1:] for row in rows]
+# the series each scenario's chart must put first, with its unit
+SERIES = {
+    "web": "pkt/s",
+    "synflood": "syn/s",
+    "retransmissions": "seg/s",
+    "dns-failures": "failures/s",
+    "unreachable": "msg/s",
+    "zero-window": "zero windows/s",
+}
 
 
-def test_chart_is_a_valid_png_with_both_panels(capture: CaptureFactory, tmp_path: object) -> None:
-    f = analyze(io.BytesIO(capture("retransmissions").data))
-    png = render_chart(f)
-    width, height, palette, rows = decode_png(png)
-    assert (width, height) == (WIDTH, HEIGHT)
-    assert len(palette) % 3 == 0
-    top = set().union(*(set(r) for r in rows[: height // 2]))
-    bottom = set().union(*(set(r) for r in rows[height // 2 :]))
-    assert {3, 4} <= top  # area fill and line in the rate panel
-    assert 5 in bottom  # bars in the peers panel
-    assert 1 in top
-    assert 1 in bottom
-    # the biggest peer (the database) has the longest bar: it spans most of the width
-    bar_rows = [r for r in rows[height // 2 :] if r.count(5) > 0]
-    assert max(r.count(5) for r in bar_rows) > width // 2
-    assert len(png) < 20_000
+def opened(png: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(png))
+    image.load()
+    return image
 
 
-def test_chart_of_an_empty_capture() -> None:
+def chunks(image: Image.Image) -> dict[str, str]:
+    """The PNG's text chunks (what the chart says it shows)."""
+    return dict(image.text)  # type: ignore[attr-defined]
+
+
+def marker_x(image: Image.Image) -> int:
+    alert = chunks(image)["Alert"]
+    assert alert.startswith(f"{ALERT_TIME:%Y-%m-%dT%H:%M:%SZ} x=")
+    return int(alert.rsplit("x=", 1)[1])
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_each_scenario_chart_has_title_headline_series_and_alert(scenario: str) -> None:
+    findings = scenario_findings(scenario)
+    image = opened(scenario_chart(scenario))
+    assert image.format == "PNG"
+    assert image.size == (WIDTH, HEIGHT)
+    text = chunks(image)
+    # the window is the capture's: it starts at 02:03:04 and its last packet is just before 02:04:04
+    assert text["Title"] == f"{VM_NAME} · alert {ALERT_RULE} · 2026-11-25 02:03:04 to 02:04:03 UTC (60 s)"
+    assert text["Description"] == findings.headline
+    assert text["Series"] == SERIES[scenario]
+    # the alert came 4 s before the capture: the axis starts there, the marker is at its left edge,
+    # and is drawn (orange pixels in its column)
+    x = marker_x(image)
+    assert 60 <= x <= 70
+    column = [image.getpixel((x, y)) for y in range(90, HEIGHT // 2)]
+    assert column.count(ALERT_ORANGE) > 20
+
+
+def test_alert_during_the_capture_is_marked_where_it_happened() -> None:
+    findings = scenario_findings("synflood")
+    during = START + timedelta(seconds=30)
+    image = opened(render_chart(findings, vm=VM_NAME, alert=ALERT_RULE, alert_time=during))
+    x = int(chunks(image)["Alert"].rsplit("x=", 1)[1])
+    assert WIDTH * 0.4 < x < WIDTH * 0.6  # half way along the axis
+    long_before = START - timedelta(minutes=10)
+    image = opened(render_chart(findings, alert_time=long_before))
+    assert int(chunks(image)["Alert"].rsplit("x=", 1)[1]) == 64  # pinned to the left edge of the axis
+    assert chunks(image)["Title"].startswith("capture · 2026-11-25 02:03:04 to ")
+
+
+def test_chart_without_alert_or_packets() -> None:
     empty = analyze(io.BytesIO(struct.pack("<IHHiIII", dpkt.pcap.TCPDUMP_MAGIC, 2, 4, 0, 0, 65535, 1)))
-    width, height, _, rows = decode_png(render_chart(empty, width=400, height=300))
-    assert (width, height) == (400, 300)
-    assert all(5 not in r for r in rows)  # no bars
+    image = opened(render_chart(empty, width=400, height=300))
+    assert image.size == (480, 360)  # the smallest readable size
+    assert "Alert" not in chunks(image)
+    assert chunks(image)["Title"] == "capture"
+    assert chunks(image)["Description"].startswith("No packets captured")
+    assert chart_title(empty, vm="vm-1", alert="rule") == "vm-1 · alert rule"
 
 
-def test_the_alert_marker_is_a_vertical_line_where_the_alert_was(capture: CaptureFactory) -> None:
-    f = analyze(io.BytesIO(capture("synflood").data))
-    total = f.series.bucket_s * len(f.series.packets_per_s)
-    _, height, _, rows = decode_png(render_chart(f, marker_s=total / 2))
-    _, _, _, plain = decode_png(render_chart(f))
-    top = rows[20 : height // 2 - 20]
-    # The marker (and its label) in the bar colour (5), which the plain rate panel never uses, starts at
-    # the middle of the plot (x 56..703).
-    columns = {x for r in top for x, v in enumerate(r) if v == 5}
-    assert columns and min(columns) == 56 + round((WIDTH - 16 - 56 - 1) / 2)
-    assert max(columns) < WIDTH // 2 + 80
-    assert all(5 not in r for r in plain[20 : height // 2 - 20])
+def test_pillow_is_imported_only_to_draw() -> None:
+    code = (
+        "import json, sys, capture.charts, capture.analysis; before = 'PIL' in sys.modules; "
+        "import io; from capture.analysis import analyze; "
+        "print(json.dumps(before))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) is False
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_docs_charts_are_current(scenario: str) -> None:
+    """docs/charts/*.png are what the chart draws today (regenerate: python -m tests.analysis.docs_charts)."""
+    committed = opened((DOCS / f"{scenario}.png").read_bytes())
+    fresh = opened(scenario_chart(scenario))
+    for key in ("Title", "Description", "Series", "Alert"):
+        assert chunks(committed)[key] == chunks(fresh)[key]

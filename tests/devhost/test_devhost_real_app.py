@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -77,3 +80,26 @@ def test_non_json_alert_is_a_400_json_answer(host: LocalHost, how: str) -> None:
 def test_bad_capture_name_is_a_400_json_answer(host: LocalHost) -> None:
     reply = call(host.url, f"/api/captures/{'x' * 81}?code={KEY}")
     assert (reply.status, reply.content_type, reply.json()["status"]) == (400, "application/json", "rejected")
+
+
+def test_access_line_and_rejection_line_share_the_request_id(
+    host: LocalHost, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    headers = {"x-functions-key": KEY, "Content-Type": "application/json"}
+    reply = call(
+        host.url,
+        "/api/alerts",
+        "POST",
+        body=b'{"targets": ["vm-1"], "reason": "SECRETBODY"}',
+        headers=headers,
+    )
+    assert reply.status == 400
+    [access] = [r.getMessage() for r in caplog.records if r.name == "devhost.http"]
+    found = re.search(r"POST /api/alerts -> 400 \[alert_webhook id=([0-9a-f-]{36})\]", access)
+    assert found, access
+    [decision] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "capture.decisions"]
+    assert (decision["event"], decision["requestId"]) == ("request_rejected", found.group(1))
+    assert (decision["location"], decision["status"]) == ("targets[0]", 400)
+    assert "SECRETBODY" not in caplog.text
+    assert KEY not in caplog.text

@@ -316,9 +316,11 @@ def test_decision_log_line_is_structured_and_secret_free(call, emu, caplog):
     status, _, _ = call("alert_webhook", request(body=manual(VM_WEB_1), params={"code": "k3y-never-logged"}))
     assert status == 202
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "capture.decisions"]
-    assert lines[-1]["outcome"] == "started"
-    assert lines[-1]["armCalls"] == 4
-    assert lines[-1]["capture"].startswith("alertcap-vm-web-1-")
+    decision, summary = lines[-2:]
+    assert decision["outcome"] == "started"
+    assert decision["armCalls"] == 4
+    assert decision["capture"].startswith("alertcap-vm-web-1-")
+    assert (summary["event"], summary["counts"], summary["status"]) == ("alert_answered", {"started": 1}, 202)
     assert "k3y" not in caplog.text
     assert "Bearer" not in caplog.text
 

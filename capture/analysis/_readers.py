@@ -9,10 +9,10 @@ from typing import BinaryIO
 
 import dpkt
 
-from .dissect import _LT_ETHERNET
-from .findings import CaptureReadError
+from ._dissect import LT_ETHERNET
+from ._findings import CaptureReadError
 
-_CHUNK = 1 << 20
+READ_SIZE = 1 << 20  # bytes per read: big enough to amortise the call, small enough to stay bounded
 _MAX_RECORD = 1 << 18  # 256 KiB: larger records are corruption, as in Wireshark
 _MAX_BLOCK = 16 << 20
 
@@ -32,11 +32,13 @@ Record = tuple[float, bytes, int, int, int, int]
 
 
 @dataclass
-class _ReadInfo:
+class ReadInfo:
+    """What the reader learnt about the file, filled in as it goes (truncation is known only at the end)."""
+
     format: str = "pcap"
     byte_order: str = "little"
     resolution: str = "us"
-    link_type: int = _LT_ETHERNET
+    link_type: int = LT_ETHERNET
     snaplen: int = 0
     base_sec: int = -1  # epoch second of the first packet: timestamps are relative to it (keeps precision)
     bytes_read: int = 0
@@ -61,14 +63,15 @@ def _read(stream: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
-def _open(stream: BinaryIO) -> tuple[_ReadInfo, Iterator[Record]]:
+def open_capture(stream: BinaryIO, read_size: int = READ_SIZE) -> tuple[ReadInfo, Iterator[Record]]:
+    """Sniff the format and return its description and its records; ``CaptureReadError`` if not a capture."""
     head = _read(stream, 24)
     if not head:
         raise CaptureReadError("empty file")
     if len(head) < 4:
         raise CaptureReadError("not a capture file: too short")
     magic = head[:4]
-    info = _ReadInfo()
+    info = ReadInfo()
     if magic in _MAGIC_PCAP:
         endian, nano, rec_len = _MAGIC_PCAP[magic]
         if len(head) < 24:
@@ -81,21 +84,21 @@ def _open(stream: BinaryIO) -> tuple[_ReadInfo, Iterator[Record]]:
         info.snaplen = snaplen
         info.link_type = link & 0xFFFF
         info.bytes_read = 24
-        return info, _pcap_records(stream, info, endian, nano, rec_len)
+        return info, _pcap_records(stream, info, endian, nano, rec_len, read_size)
     if struct.unpack("<I", magic)[0] == _PCAPNG_SHB:
         info.format = "pcapng"
-        return info, _pcapng_records(stream, head, info)
+        return info, _pcapng_records(stream, head, info, read_size)
     raise CaptureReadError(f"not a pcap or pcapng file (magic {magic.hex()})")
 
 
 def _pcap_records(
-    stream: BinaryIO, info: _ReadInfo, endian: str, nano: bool, rec_len: int
+    stream: BinaryIO, info: ReadInfo, endian: str, nano: bool, rec_len: int, read_size: int
 ) -> Iterator[Record]:
     unpack = struct.Struct(endian + "IIII").unpack_from
     scale = 1e-9 if nano else 1e-6
     link = info.link_type
     limit = max(_MAX_RECORD, info.snaplen)
-    buf = _read(stream, _CHUNK)
+    buf = _read(stream, read_size)
     info.bytes_read += len(buf)
     pos = 0
     base = -1
@@ -116,7 +119,7 @@ def _pcap_records(
                 base = info.base_sec = sec
             yield sec - base + frac * scale, buf, start, cap, wire if wire >= cap else cap, link
             pos = end
-        data = _read(stream, _CHUNK)
+        data = _read(stream, read_size)
         if not data:
             if pos < n:
                 info.truncated = True
@@ -136,8 +139,8 @@ def _tsresol(raw: bytes) -> tuple[int, str]:
     return 10**power, {6: "us", 9: "ns", 3: "ms", 0: "s"}.get(power, f"1e-{power} s")
 
 
-def _pcapng_records(stream: BinaryIO, head: bytes, info: _ReadInfo) -> Iterator[Record]:
-    buf = head + _read(stream, _CHUNK)
+def _pcapng_records(stream: BinaryIO, head: bytes, info: ReadInfo, read_size: int) -> Iterator[Record]:
+    buf = head + _read(stream, read_size)
     info.bytes_read = len(buf)
     pos = 0
     endian = "<"
@@ -213,7 +216,7 @@ def _pcapng_records(stream: BinaryIO, head: bytes, info: _ReadInfo) -> Iterator[
                 seen_shb = True
                 interfaces = []  # a new section starts afresh
             pos += blen
-        data = _read(stream, _CHUNK)
+        data = _read(stream, read_size)
         if not data:
             if pos < n:
                 info.truncated = True
@@ -231,7 +234,7 @@ def _pcapng_records(stream: BinaryIO, head: bytes, info: _ReadInfo) -> Iterator[
         pos = 0
 
 
-def _parse_idb(block: bytes, endian: str, info: _ReadInfo, *, first: bool) -> tuple[int, int, int, int]:
+def _parse_idb(block: bytes, endian: str, info: ReadInfo, *, first: bool) -> tuple[int, int, int, int]:
     link, snaplen = struct.unpack_from(endian + "H2xI", block, 8)
     per_s, offset, resolution = 1_000_000, 0, "us"
     try:

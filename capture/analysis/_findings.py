@@ -6,7 +6,7 @@ import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: headline, problems, event series, refused/scans/DNS servers; RTT is SYN -> ACK
 MAX_BUCKETS = 120
 TOP_N = 10
 
@@ -50,10 +50,18 @@ class Traffic:
 
 @dataclass(frozen=True, slots=True)
 class Series:
+    """Per-bucket counts over the capture: a chart shows when a problem happened, not only that it did."""
+
     bucket_s: float
     packets: list[int]
     bytes: list[int]
     packets_per_s: list[float]
+    syns: list[int]  # SYNs (without ACK): connection attempts
+    rsts: list[int]
+    retransmissions: list[int]
+    dns_failures: list[int]  # DNS answers other than NOERROR
+    icmp_unreachable: list[int]
+    zero_windows: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +96,7 @@ class Conversation:
 
     @property
     def label(self) -> str:
-        return _endpoint_label(self.client, None, self.server, self.server_port, self.proto)
+        return endpoint_label(self.client, None, self.server, self.server_port, self.proto)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +117,7 @@ class Service:
 
     @property
     def label(self) -> str:
-        return _endpoint_label(self.client, None, self.server, self.server_port, self.proto)
+        return endpoint_label(self.client, None, self.server, self.server_port, self.proto)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +131,14 @@ class FlowTable:
 
 @dataclass(frozen=True, slots=True)
 class Rtt:
+    """Handshake round trips, SYN to the client's ACK (Wireshark's iRTT): right wherever the capture is."""
+
     samples: int
     median_ms: float | None
     p95_ms: float | None
     max_ms: float | None
+    slowest: str | None  # the service with the highest mean round trip (label), when any was timed
+    slowest_mean_ms: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +150,21 @@ class TcpHealth:
     unanswered_connections: int
     unanswered_by_source: list[Count]
     unanswered_targets: list[Count]
+    half_open: int  # handshakes answered with a SYN-ACK that the client never acknowledged
+    half_open_by_source: list[Count]
+    half_open_targets: list[Count]
     handshakes: int
     handshake_rtt: Rtt
     rsts: int
     rsts_by_source: list[Count]
+    refused: int  # connection attempts answered by a reset: nothing listens on that port
+    refused_targets: list[Count]  # server:port
+    refused_by_source: list[Count]
+    port_scanners: list[Count]  # sources by distinct server:port pairs they tried without exchanging data
     retransmissions: int
     retransmitted_bytes: int
     retransmission_rate: float  # of data segments
+    retransmissions_by_sender: list[Count]
     zero_windows: int
     zero_windows_by_source: list[Count]
     headers_missing: int  # TCP packets whose header was cut by the snap length
@@ -163,6 +183,17 @@ class DnsStats:
     servfail: int
     top_queried: list[Count]
     top_failed: list[Count]  # name (rcode)
+    servers: list[DnsServer]  # by queries sent to them
+
+
+@dataclass(frozen=True, slots=True)
+class DnsServer:
+    """One DNS server as the capture saw it: queries sent to it, answers and failures it sent back."""
+
+    server: str
+    queries: int
+    answers: int
+    failures: int  # answers other than NOERROR
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +211,22 @@ class IcmpStats:
     unreachable_by_code: list[Unreachable]
     unreachable_sources: list[Count]
     unreachable_targets: list[Count]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something abnormal the capture shows, in one sentence that names its culprits.
+
+    ``kind`` is one of ``PROBLEM_KINDS``; ``culprits`` are the hosts or endpoints most responsible, with the
+    count they are ranked by (``culprits_are`` says what it counts); ``series`` names the ``Series`` list that
+    shows it over time (``packets`` when none does better).
+    """
+
+    kind: str
+    summary: str
+    culprits: list[Count]
+    culprits_are: str
+    series: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +251,8 @@ class Findings:
     tcp: TcpHealth
     dns: DnsStats
     icmp: IcmpStats
+    problems: list[Problem] = field(default_factory=list)  # most important first; empty: nothing abnormal
+    headline: str = ""  # what was found (the first problem's summary) or that nothing abnormal was
     notable: list[str] = field(default_factory=list)
 
     @property
@@ -216,18 +265,19 @@ class Findings:
 
 
 # how an endpoint is written in the findings
-def _fmt_ip(value: Any) -> str:
+def fmt_ip(value: Any) -> str:
+    """An address as the pass keeps it (IPv4 as int, IPv6 as 16 bytes) in text."""
     if isinstance(value, int):
         return socket.inet_ntoa(value.to_bytes(4, "big"))
     return socket.inet_ntop(socket.AF_INET6, bytes(value))
 
 
-def _hostport(host: str, port: int | None) -> str:
+def hostport(host: str, port: int | None) -> str:
     if port is None:
         return host
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _endpoint_label(client: str, cport: int | None, server: str, sport: int | None, proto: str) -> str:
+def endpoint_label(client: str, cport: int | None, server: str, sport: int | None, proto: str) -> str:
     suffix = "" if proto == "tcp" else f" ({proto})"
-    return f"{_hostport(client, cport)} → {_hostport(server, sport)}{suffix}"
+    return f"{hostport(client, cport)} → {hostport(server, sport)}{suffix}"

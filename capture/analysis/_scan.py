@@ -6,19 +6,27 @@ import math
 from pathlib import Path
 from typing import BinaryIO
 
-from .dissect import _IP4, _IP6, _PORTS, _TCP, _UDP, _ipv6_ext, _link
-from .dns import _dns
-from .findings import MAX_BUCKETS, Findings
-from .flows import _Flow, _State
-from .icmp import _unreachable
-from .readers import _open
-from .summary import _findings
+from ._dissect import IP4, IP6, PORTS, TCP, UDP, link_offset, skip_ipv6_ext
+from ._dns import count_dns
+from ._findings import MAX_BUCKETS, Findings
+from ._flows import Flow, ScanState, Totals
+from ._icmp import count_unreachable
+from ._readers import READ_SIZE, open_capture
+from ._summary import build_findings
 
 _FINE_BUCKETS = 4 * MAX_BUCKETS  # the pass keeps a finer series and merges it down at the end
 _MASK32 = 0xFFFFFFFF
 _HALF32 = 0x80000000
+# the per-bucket event series, in the order the pass keeps them
+_EVENTS = ("syns", "rsts", "retransmissions", "dns_failures", "icmp_unreachable", "zero_windows")
 # bucket widths in units of 10 ms; each divides the next, so buckets merge exactly
 _LADDER = (1, 2, 10, 20, 100, 200, 1000, 2000, 6000, 12000, 60000, 120000, 360000, 720000)
+
+
+def _merged(values: list[int], k: int) -> list[int]:
+    """Buckets merged ``k`` to one, padded back to the fine length (the series grows into the rest)."""
+    out = [sum(values[i : i + k]) for i in range(0, _FINE_BUCKETS, k)]
+    return out + [0] * (_FINE_BUCKETS - len(out))
 
 
 def analyze_file(path: str | Path, *, max_flows: int = 10_000) -> Findings:
@@ -27,19 +35,22 @@ def analyze_file(path: str | Path, *, max_flows: int = 10_000) -> Findings:
         return analyze(fh, max_flows=max_flows)
 
 
-def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
-    """Analyse a pcap/pcapng stream in one pass; raises ``CaptureReadError`` if it is not a capture."""
+def analyze(stream: BinaryIO, *, max_flows: int = 10_000, read_size: int = READ_SIZE) -> Findings:
+    """Analyse a pcap/pcapng stream in one pass; raises ``CaptureReadError`` if it is not a capture.
+
+    ``max_flows`` bounds the conversation table (memory); ``read_size`` is the bytes per read.
+    """
     if max_flows < 4:
         raise ValueError("max_flows must be at least 4")
-    info, records = _open(stream)
-    st = _State(max_flows)
+    info, records = open_capture(stream, read_size)
+    st = ScanState(max_flows)
     flows = st.flows
     flows_get = flows.get
-    ip4 = _IP4.unpack_from
-    ip6 = _IP6.unpack_from
-    tcp_u = _TCP.unpack_from
-    ports_u = _PORTS.unpack_from
-    udp_u = _UDP.unpack_from
+    ip4 = IP4.unpack_from
+    ip6 = IP6.unpack_from
+    tcp_u = TCP.unpack_from
+    ports_u = PORTS.unpack_from
+    udp_u = UDP.unpack_from
 
     packets = total = captured = 0
     first = math.inf
@@ -56,6 +67,8 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
     s_inv = 1.0 / s_width
     s_pk = [0] * _FINE_BUCKETS
     s_by = [0] * _FINE_BUCKETS
+    # the events a headline can rest on, per bucket (index: _EVENTS)
+    s_syn, s_rst, s_rtx, s_dnsf, s_icmp, s_zw = ev = [[0] * _FINE_BUCKETS for _ in _EVENTS]
     s_t0 = 0.0
     s_hi = 0
 
@@ -80,10 +93,9 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
                     _LADDER[s_level - 1] if s_level - 1 < len(_LADDER) else _LADDER[-1] * 2 ** (s_level - 14)
                 )
                 k = new_width // old_width
-                s_pk = [sum(s_pk[i : i + k]) for i in range(0, _FINE_BUCKETS, k)]
-                s_by = [sum(s_by[i : i + k]) for i in range(0, _FINE_BUCKETS, k)]
-                s_pk += [0] * (_FINE_BUCKETS - len(s_pk))
-                s_by += [0] * (_FINE_BUCKETS - len(s_by))
+                s_pk = _merged(s_pk, k)
+                s_by = _merged(s_by, k)
+                s_syn, s_rst, s_rtx, s_dnsf, s_icmp, s_zw = ev = [_merged(e, k) for e in ev]
                 s_hi //= k
                 s_width = new_width / 100.0
                 s_inv = 1.0 / s_width
@@ -111,7 +123,7 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
                 et = (buf[l3 + 2] << 8) | buf[l3 + 3]
                 l3 += 4
         else:
-            l3, et = _link(link, buf, off, cap)
+            l3, et = link_offset(link, buf, off, cap)
 
         # ---- network layer
         if et == 0x0800:
@@ -133,7 +145,7 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
             l4 = l3 + 40
             has_l4 = True
             if proto in (0, 43, 44, 60, 51):
-                proto, l4, payload_len, has_l4 = _ipv6_ext(buf, l4, end, proto, payload_len)
+                proto, l4, payload_len, has_l4 = skip_ipv6_ext(buf, l4, end, proto, payload_len)
         else:
             other_pk += 1
             other_by += wire
@@ -170,7 +182,7 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
                 st.evict()
             st.flow_order += 1
             st.conversations += 1
-            f = flows[key] = _Flow(key, ts, fwd, st.flow_order)
+            f = flows[key] = Flow(key, ts, fwd, st.flow_order)
             if len(flows) > st.peak:
                 st.peak = len(flows)
         if fwd:
@@ -189,21 +201,33 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
                         # SYN-ACK: the handshake RTT from the (last) SYN of the other side
                         if not f.synack and f.syns and f.client_a != fwd:
                             f.synack = True
+                            f.ack_wait = True
                             handshakes += 1
-                            st.rtt((ts - f.syn_ts) * 1000.0)
                     else:
                         syns += 1
+                        s_syn[idx] += 1
                         f.syns += 1
                         f.syn_ts = ts
                         f.client_a = fwd
                 if flags & 0x04:
                     rsts += 1
+                    s_rst[idx] += 1
                     st.rsts_by_source.add(src)
+                    if f.syns and fwd != f.client_a:
+                        flags |= 0x200
                 f.flags |= flags
-            elif win == 0:
-                zwin += 1
-                f.zwin += 1
-                st.zwin_by_source.add(src)
+            else:
+                if win == 0:
+                    zwin += 1
+                    s_zw[idx] += 1
+                    f.zwin += 1
+                    st.zwin_by_source.add(src)
+                if f.ack_wait and fwd == f.client_a:
+                    # the client's ACK of the SYN-ACK: SYN -> ACK is the whole round trip wherever the
+                    # capture point sits (at the client SYN -> SYN-ACK is, at the server SYN-ACK -> ACK)
+                    f.ack_wait = False
+                    f.irtt = (ts - f.syn_ts) * 1000.0
+                    st.rtt(f.irtt)
             plen = payload_len - ((offflags >> 12) << 2)
             if plen > 0:
                 tcp_data += 1
@@ -219,8 +243,11 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
                         if not (plen == 1 and d == 0):
                             rtx += 1
                             rtx_by += wire
-                            f.rtx += 1
-                            f.rtx_by += wire
+                            s_rtx[idx] += 1
+                            if fwd:
+                                f.rtx_ab += 1
+                            else:
+                                f.rtx_ba += 1
                     else:
                         h = e
                 if fwd:
@@ -235,35 +262,57 @@ def analyze(stream: BinaryIO, *, max_flows: int = 10_000) -> Findings:
                 if ulen < 8 or start + ulen - 8 > end:
                     dns_bad += 1
                 else:
-                    kind = _dns(st, buf[start : start + ulen - 8])
+                    kind = count_dns(st, buf[start : start + ulen - 8], src, dst)
                     if kind == 1:
                         dns_q += 1
-                    elif kind == 2:
+                    elif kind >= 2:
                         dns_r += 1
+                        if kind == 3:
+                            s_dnsf[idx] += 1
                     else:
                         dns_bad += 1
         elif (proto == 1 or proto == 58) and avail >= 4:
             itype = buf[l4]
             if (itype == 3 and proto == 1) or (itype == 1 and proto == 58):
                 icmp_unreach += 1
-                _unreachable(st, buf, l4, end, src, proto, itype, buf[l4 + 1])
+                s_icmp[idx] += 1
+                count_unreachable(st, buf, l4, end, src, proto, itype, buf[l4 + 1])
 
     # -------------------------------------------------------------------------------------------------
     for f in list(flows.values()):
         st.retire(f)
-    return _findings(
+    return build_findings(
         st,
         info,
-        packets=packets,
-        total=total,
-        captured=captured,
-        first=first,
-        last=last,
-        other=(other_pk, other_by),
-        no_ports=no_ports,
-        snap_cut=snap_cut,
-        tcp=(tcp_pk, tcp_data, syns, rsts, rtx, rtx_by, zwin, tcp_nohdr, handshakes),
-        dns=(dns_pk, dns_q, dns_r, dns_bad),
-        icmp_unreach=icmp_unreach,
-        series=(s_width, s_pk[: s_hi + 1] if packets else [], s_by[: s_hi + 1] if packets else []),
+        Totals(
+            packets=packets,
+            bytes=total,
+            captured_bytes=captured,
+            first=first,
+            last=last,
+            other_packets=other_pk,
+            other_bytes=other_by,
+            packets_without_ports=no_ports,
+            snap_cut=snap_cut,
+            tcp_packets=tcp_pk,
+            tcp_data_packets=tcp_data,
+            syns=syns,
+            rsts=rsts,
+            retransmissions=rtx,
+            retransmitted_bytes=rtx_by,
+            zero_windows=zwin,
+            tcp_headers_missing=tcp_nohdr,
+            handshakes=handshakes,
+            dns_packets=dns_pk,
+            dns_queries=dns_q,
+            dns_responses=dns_r,
+            dns_unparsed=dns_bad,
+            icmp_unreachable=icmp_unreach,
+            bucket_s=s_width,
+            series_packets=s_pk[: s_hi + 1] if packets else [],
+            series_bytes=s_by[: s_hi + 1] if packets else [],
+            series_events={
+                name: e[: s_hi + 1] if packets else [] for name, e in zip(_EVENTS, ev, strict=True)
+            },
+        ),
     )
