@@ -46,7 +46,17 @@ REGIONS: tuple[tuple[str, str, str], ...] = (
     ("eastus", "NetworkWatcherRG", "NetworkWatcher_eastus"),
     ("westeurope", "rg-network", "nw-weu-prod"),
 )
-SECTIONS = ("latency", "scaling", "storm", "coldstart", "faults", "delivery", "analysis", "recorder")
+SECTIONS = (
+    "latency",
+    "scaling",
+    "storm",
+    "coldstart",
+    "faults",
+    "delivery",
+    "analysis",
+    "followthrough",
+    "recorder",
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,8 @@ class Config:
     analysis_size_mb: float = 200.0
     analysis_repeat: int = 3
     recorder_runs: int = 5  # flight-recorder freezes (the first cold)
+    followthrough_captures: int = 200  # captures finishing at once, worked by 1 and 2 worker processes
+    followthrough_size_mb: float = 20.0
     page_size: int = 1000  # ARM list page size (resources, watchers, captures)
     # Retry-After on LRO answers, whole seconds (the SDK reads the header of LRO answers as an int); the
     # emulated operations finish after as long; 0 = no header and operations finish at once.
@@ -111,6 +123,8 @@ class Config:
             analysis_size_mb=20.0,
             analysis_repeat=1,
             recorder_runs=3,
+            followthrough_captures=60,
+            followthrough_size_mb=10.0,
         )
         return replace(base, **overrides)
 
@@ -134,6 +148,8 @@ class Config:
             storm_callers=8,
             storm_max_sessions=3,
             fault_alerts=12,
+            followthrough_captures=4,
+            followthrough_size_mb=0.5,
             fault_retry_after=0.05,
             fault_callers=3,
             delivery_targets=(24,),

@@ -7,8 +7,9 @@ The sample world on a frozen emulated clock (the benchmark moves time), ``latenc
 call, Azurite for the ring files. Per run: the scheduler arms a ring on a tagged VM, ten minutes go by,
 a SYN flood starts three minutes before the alert, the alert is handled by the webhook in this process
 (``webhook.handle_alert``, no HTTP layer: the HTTP cost is in the latency section), the post-alert ring
-runs its ``CAPTURE_TIME_LIMIT_SECONDS``, and the scheduler reports the timeline. The first run is
-cold (the VM's region and watcher unknown), the others warm.
+runs its ``CAPTURE_TIME_LIMIT_SECONDS``, the scheduler (``Monitor.schedule``) queues the timeline and
+the worker (``Monitor.report``, the queue function's body) reports it from the Azurite queue; the next
+scheduler run re-arms. The first run is cold (the VM's region and watcher unknown), the others warm.
 
 The emulator writes the ring's files to Azurite inside the stop request (its stop hook), which real ARM
 does not: ``freeze_ms`` therefore counts each ARM call as the configured latency plus the app's own time
@@ -46,7 +47,11 @@ def recorder_section(cfg: Config) -> dict[str, Any]:
     progress(f"recorder: {cfg.recorder_runs} freezes, {cfg.latency_ms:g} ms ARM latency")
     runs: list[dict[str, Any]] = []
     emulator = Emulator(SAMPLE_WORLD, time_scale=0.0, retry_after=0.0, latency=cfg.latency_s)
-    with emulator as emu, Azurite(emu.ca_cert_path, emu.key_path) as azurite:
+    with (
+        emulator as emu,
+        Azurite(emu.ca_cert_path, emu.key_path) as azurite,
+        Azurite(emu.ca_cert_path, emu.key_path, service="queue") as queues,
+    ):
         emu.on_capture_stopped = capture_writer(azurite, emu.ca_cert_path)
         emu.world.find_vm("vm-web-02").behaviour.traffic_bytes_per_second = 20_000.0
         settings = {
@@ -56,10 +61,12 @@ def recorder_section(cfg: Config) -> dict[str, Any]:
             "CAPTURE_ALLOWED_SCOPES": f"/subscriptions/{SUBSCRIPTION}",
             "CAPTURE_RECORDER_FILE_COUNT": "5",
             "CAPTURE_RECORDER_FILE_SIZE_BYTES": "1048576",
+            "CaptureQueue__queueServiceUri": queues.queue_endpoint,
+            "CAPTURE_QUEUE_NAME": "bench-recorder",
         }
         with app_environment(settings):
             ctx = app_context()
-            ctx.recorder.clock = emu.clock.now_datetime
+            ctx.recorder.clock = ctx.monitor.clock = emu.clock.now_datetime
             emu.world.set_tags(VM, {"capture-recorder": "on"})
             for n in range(cfg.recorder_runs):
                 runs.append(_one(emu, ctx, handle_alert, n))
@@ -78,8 +85,26 @@ def recorder_section(cfg: Config) -> dict[str, Any]:
     }
 
 
+def _schedule(ctx: Any) -> Any:
+    run = ctx.monitor.schedule().recorder
+    assert run is not None
+    return run
+
+
+def _work(ctx: Any) -> list[Any]:
+    """What the queue function does for each waiting message (the report requests the scheduler sent)."""
+    from capture.queueing import parse_request
+
+    queue = ctx.reports.client()
+    results = []
+    for message in queue.receive_messages(messages_per_page=32, visibility_timeout=60):
+        results.append(ctx.monitor.report(parse_request(message.content)))
+        queue.delete_message(message)
+    return results
+
+
 def _one(emu: Any, ctx: Any, handle_alert: Any, n: int) -> dict[str, Any]:
-    armed = ctx.recorder.run([SUBSCRIPTION]).armed
+    armed = _schedule(ctx).armed
     emu.advance(600)
     alert_at = emu.clock.now_datetime()
     emu.start_anomaly(VM, alert_at - timedelta(minutes=3))
@@ -93,7 +118,8 @@ def _one(emu: Any, ctx: Any, handle_alert: Any, n: int) -> dict[str, Any]:
     inside = sum(r.duration for r in log)
     modeled = elapsed - inside + calls * emu.latency
     emu.advance(ctx.settings.time_limit_seconds + 2)
-    reported = ctx.recorder.run([SUBSCRIPTION]).reported
+    queued = _schedule(ctx).queued
+    reported = [r.report for r in _work(ctx) if r.outcome == "reported" and r.report is not None]
     timeline = (reported[0].recorder or {}) if reported else {}
     return {
         "armed": armed,
@@ -101,6 +127,7 @@ def _one(emu: Any, ctx: Any, handle_alert: Any, n: int) -> dict[str, Any]:
         "freeze_ms": round(ms(modeled), 1),
         "wall_ms": round(ms(elapsed), 1),
         "arm_calls": calls,
+        "queued": len(queued),
         "reported": bool(reported),
         "seconds_before": timeline.get("secondsBefore"),
         "seconds_after": timeline.get("secondsAfter"),

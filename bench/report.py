@@ -469,6 +469,39 @@ def render(results: dict[str, Any], *, markdown: bool = False) -> str:
             ),
             markdown,
         )
+    follow = sections.get("followthrough")
+    if follow:
+        first = follow["runs"][0]
+        heading(
+            f"Follow-through: {first['captures']} captures of {_n(first['file_mb'])} MB finishing at once"
+        )
+        pairs = [
+            (
+                f"{r['workers']} worker process(es)",
+                f"last report after {_n(r['seconds_to_last_report'])} s "
+                f"({_n(r['captures_per_s'])} captures/s), "
+                f"peak RSS per worker {', '.join(f'{_n(m)} MB' for m in r['peak_rss_mb_per_worker'])}",
+            )
+            for r in follow["runs"]
+        ]
+        calls = first["arm_calls_per_capture"]
+        pairs.append(
+            (
+                "ARM calls per capture at its end",
+                f"{_n(calls['status'])} status, {_n(calls['get'])} get, {_n(calls['delete'])} delete "
+                f"(+ {calls['lists_per_run']} list calls per scheduler run, shared)",
+            )
+        )
+        for label, key in (("60 s capture", "60s"), ("5-hour capture", "5h")):
+            life = follow["lifetime_arm_calls"][key]
+            pairs.append(
+                (
+                    f"ARM calls over a {label}'s life",
+                    f"{life['total']} ({life['status_queries']} status queries"
+                    f" + {life['worker']} by the worker)",
+                )
+            )
+        lines += _table(_kv_rows(pairs), markdown)
     heading("Targets")
     rows: list[Row] = [("verdict", "target", "goal", "measured")]
     rows += [(t["verdict"], t["name"], t["goal"], t["measured"]) for t in results.get("targets", [])]

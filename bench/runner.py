@@ -25,6 +25,14 @@ def _analysis(cfg: Config) -> dict[str, Any]:
     return analysis_bench.run(cfg.analysis_size_mb, repeat=cfg.analysis_repeat)
 
 
+def _followthrough(cfg: Config) -> dict[str, Any]:
+    from bench import followthrough_bench
+
+    captures, size_mb = cfg.followthrough_captures, cfg.followthrough_size_mb
+    progress(f"follow-through: {captures} captures of {size_mb:g} MB finishing at once, 1 and 2 workers")
+    return followthrough_bench.run(captures, size_mb, (1, 2))
+
+
 def _section(name: str) -> Callable[[Config], dict[str, Any]]:
     if name == "latency":
         from bench.webhook_bench import latency_section
@@ -56,6 +64,8 @@ def _section(name: str) -> Callable[[Config], dict[str, Any]]:
         from bench.recorder_bench import recorder_section
 
         return recorder_section
+    if name == "followthrough":
+        return _followthrough
     raise ValueError(f"unknown section {name!r}")
 
 

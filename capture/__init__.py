@@ -11,7 +11,7 @@ from capture.decisions import Outcome, TargetResult, outcome_for
 from capture.errors import InputError
 from capture.payloads import AlertEvent, parse_alert
 from capture.settings import CaptureOverrides, Settings, SettingsError, load_settings, setting_names
-from capture.views import AlertRef, Analysis, CaptureView
+from capture.views import AlertRef, Analysis, CaptureView, Links
 
 __all__ = [
     "AlertEvent",
@@ -23,6 +23,7 @@ __all__ = [
     "CaptureStatus",
     "CaptureView",
     "InputError",
+    "Links",
     "Outcome",
     "Settings",
     "SettingsError",

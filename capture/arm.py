@@ -40,6 +40,7 @@ __all__ = [
     "Watcher",
     "call_scope",
     "remaining",
+    "watcher_from_id",
 ]
 T = TypeVar("T")
 
@@ -468,6 +469,17 @@ class Arm:
         result: PacketCaptureResult = poller.result()
         return CaptureInfo.from_json(result.as_dict())
 
+    def get_capture(self, watcher: Watcher, name: str) -> CaptureInfo | None:
+        """The capture resource as it is now; None when it no longer exists (already reported)."""
+        client = self.network(watcher.subscription)
+        try:
+            result = self.call(client.packet_captures.get, watcher.resource_group, watcher.name, name)
+        except ArmError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return CaptureInfo.from_json(result.as_dict())
+
     def capture_status(self, watcher: Watcher, name: str) -> CaptureStatus:
         """queryStatus; its first answer carries the status, so one call usually suffices."""
         client = self.network(watcher.subscription)
@@ -566,6 +578,11 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     return str(getattr(value, "value", value))
+
+
+def watcher_from_id(resource_id: str, location: str) -> Watcher:
+    """A watcher from its ID and region (as a queue message carries it); raises InvalidResourceId."""
+    return _watcher(resource_id, location)
 
 
 def _watcher(resource_id: str, location: str) -> Watcher:

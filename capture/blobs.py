@@ -4,6 +4,10 @@ Access uses the app's own identity (azure-storage-blob with the same credential 
 needs `Storage Blob Data Contributor` on the capture container: read the `.cap`, write the summary.
 `CAPTURE_BLOB_ENDPOINT` points blob access at another endpoint (Azurite locally), the way
 `ARM_ENDPOINT` does for ARM; the container and blob path always come from the capture's storage path.
+
+Links a person can open are user-delegation SAS URLs: the identity asks storage for a delegation key
+(`Storage Blob Delegator`: no account key anywhere) and signs read-only links to one blob each, valid for
+`CAPTURE_LINK_LIFETIME_HOURS`. They are made for each reader and never stored or logged.
 """
 
 from __future__ import annotations
@@ -13,16 +17,16 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-from capture.naming import CONTAINER, blob_location
+from capture.naming import CONTAINER, blob_location, parse_storage_path
 from capture.settings import Settings
-from capture.views import Analysis, CaptureView
+from capture.views import Analysis, CaptureView, Links
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
-    from azure.storage.blob import BlobServiceClient
+    from azure.storage.blob import BlobServiceClient, UserDelegationKey
 
 
 __all__ = ["Analyzer", "Blobs", "Timeline", "account_url"]
@@ -30,6 +34,11 @@ log = logging.getLogger(__name__)
 
 REPORTS_PREFIX = "alert-captures/_reports/"
 Analyzer = Callable[[CaptureView], None]
+# Links start this much in the past: a reader's clock a little behind storage's still opens them.
+CLOCK_SKEW = timedelta(minutes=5)
+# A delegation key is reused while it outlives a new link; asked for with this much to spare.
+KEY_SPARE = timedelta(hours=1)
+MAX_KEY_LIFETIME = timedelta(days=7)  # storage refuses longer delegation keys
 
 
 def account_url(settings: Settings, storage_path: str | None = None) -> str | None:
@@ -46,6 +55,14 @@ def account_url(settings: Settings, storage_path: str | None = None) -> str | No
     return None
 
 
+def _parse_time(text: str | None) -> datetime:
+    """A delegation key's start or expiry (`2026-12-01T22:00:00Z`, as storage sends it)."""
+    try:
+        return datetime.fromisoformat((text or "").replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
 def _sibling(path: str, suffix: str) -> str:
     return (path[: -len(".cap")] if path.endswith(".cap") else path) + suffix
 
@@ -53,11 +70,18 @@ def _sibling(path: str, suffix: str) -> str:
 class Blobs:
     """The app's blob access: one service client per account endpoint (normally one), kept for the process."""
 
-    def __init__(self, settings: Settings, credential: Callable[[], TokenCredential]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        credential: Callable[[], TokenCredential],
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.settings = settings
         self._credential = credential
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._services: dict[str, BlobServiceClient] = {}
+        self._keys: dict[str, UserDelegationKey] = {}
 
     def service(self, url: str) -> BlobServiceClient:
         with self._lock:
@@ -83,6 +107,7 @@ class Blobs:
         return self.enrich
 
     def enrich(self, report: CaptureView) -> None:
+        """Analyse, store the report (without links), then give the notification its fresh links."""
         url = account_url(self.settings, report.storage_path)
         if url is None:
             return
@@ -90,9 +115,85 @@ class Blobs:
         if self.settings.analyze and report.outcome == "completed" and report.storage_path:
             _analyze_into(report, service)
         _store_report(report, service)
+        self.add_links(report)
+
+    def add_links(self, view: CaptureView) -> None:
+        """Set `view.links` for the files a finished capture has; on a storage error, none (logged)."""
+        from azure.core.exceptions import AzureError
+
+        try:
+            view.links = self.links(view)
+        except (AzureError, ValueError) as exc:
+            # the exception's type only: a message could carry a URL, and links carry signatures
+            log.warning("download links for %s could not be made: %s", view.name, type(exc).__name__)
+            view.links = None
+
+    def links(self, view: CaptureView) -> Links | None:
+        """Read-only SAS links to the `.cap`, summary and chart of a finished capture, or None."""
+        analysis = view.analysis or Analysis()
+        paths = {
+            # a frozen ring's timeline is many files (its report lists them): the chart and summary link
+            "file": view.storage_path if view.outcome == "completed" and view.recorder is None else None,
+            "summary": analysis.summary_path,
+            "chart": analysis.chart_path,
+        }
+        url = account_url(self.settings, view.storage_path)
+        if url is None or not any(paths.values()):
+            return None
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+        service = self.service(url)
+        now = self._clock()
+        key = self._delegation_key(url, service, now)
+        # a link cannot outlive its key (at most 7 days after the key's start)
+        lifetime = timedelta(hours=self.settings.link_lifetime_hours)
+        expires = min(now + lifetime, _parse_time(key.signed_expiry))
+        links = Links(expires=expires)
+        for kind, path in paths.items():
+            if not path:
+                continue
+            container, name = blob_location(path)
+            filename = name.rsplit("/", 1)[-1]
+            sas = generate_blob_sas(
+                cast(str, service.account_name),
+                container,
+                name,
+                user_delegation_key=key,
+                permission=BlobSasPermissions(read=True),
+                start=now - CLOCK_SKEW,
+                expiry=expires,
+                # the .cap downloads under its own name; the chart and summary open in the browser
+                content_disposition=f'attachment; filename="{filename}"' if kind == "file" else None,
+            )
+            setattr(links, kind, f"{service.get_blob_client(container, name).url}?{sas}")
+        return links
+
+    def _delegation_key(self, url: str, service: BlobServiceClient, now: datetime) -> UserDelegationKey:
+        """A key that covers a link made `now`: the cached one while it does, else a new one."""
+        start = now - CLOCK_SKEW
+        wanted = now + timedelta(hours=self.settings.link_lifetime_hours)
+        with self._lock:
+            key = self._keys.get(url)
+        if (
+            key is not None
+            and _parse_time(key.signed_start) <= start
+            and _parse_time(key.signed_expiry) >= wanted
+        ):
+            return key
+        key = service.get_user_delegation_key(start, min(wanted + KEY_SPARE, start + MAX_KEY_LIFETIME))
+        with self._lock:
+            self._keys[url] = key
+        return key
 
     def timeline(
-        self, storage_path: str, folder: str, alert_at: datetime, *, only_complete: bool = False
+        self,
+        storage_path: str,
+        folder: str,
+        alert_at: datetime,
+        *,
+        only_complete: bool = False,
+        vm: str | None = None,
+        rule: str | None = None,
     ) -> Timeline:
         """A frozen ring's files (and its post-alert ring's) under `folder`, analysed as one timeline
         (with `only_complete`, only once files from both before and after the alert are there)."""
@@ -100,7 +201,17 @@ class Blobs:
         if url is None:
             return Timeline(Analysis(error="no storage account configured"))
         container = blob_location(storage_path)[0] if storage_path else CONTAINER
-        return _timeline(self.service(url), container, folder, alert_at, self.settings.analyze, only_complete)
+        base = f"{storage_path.split(f'/{container}/', 1)[0]}/{container}/"
+        return _timeline(
+            self.service(url),
+            container,
+            base,
+            folder,
+            alert_at,
+            self.settings.analyze,
+            only_complete,
+            (vm, rule),
+        )
 
     def store_report(self, report: CaptureView) -> None:
         """Keep a final report where `GET /api/captures/{name}` finds it."""
@@ -145,10 +256,12 @@ class Timeline:
 def _timeline(
     service: BlobServiceClient,
     container: str,
+    base: str,
     folder: str,
     alert_at: datetime,
     analyze_files: bool,
     only_complete: bool,
+    titles: tuple[str | None, str | None] = (None, None),
 ) -> Timeline:
     """List the folder (never guess names), sort its files by first packet, analyse them as one stream."""
     from azure.core.exceptions import AzureError
@@ -188,6 +301,7 @@ def _timeline(
     summary, lines = summarize(findings, alert_at, timeline.pre_files, timeline.post_files)
     timeline.summary.update(summary)
     timeline.analysis.findings = findings.to_dict()
+    timeline.analysis.headline = findings.headline or None
     timeline.analysis.notable = lines + [str(n) for n in timeline.analysis.findings.get("notable", [])]
     try:
         summary_name = f"{folder}timeline.summary.json"
@@ -195,10 +309,11 @@ def _timeline(
             json.dumps({**timeline.summary, "findings": timeline.analysis.findings}, default=str).encode(),
             overwrite=True,
         )
-        chart = render_chart(findings, alert_time=alert_at)
+        chart = render_chart(findings, vm=titles[0], alert=titles[1], alert_time=alert_at)
         client.get_blob_client(f"{folder}timeline.png").upload_blob(chart, overwrite=True)
-        timeline.analysis.summary_path = summary_name
-        timeline.analysis.chart_path = f"{folder}timeline.png"
+        # storage paths, as a capture's own summary and chart have: links are made from them
+        timeline.analysis.summary_path = f"{base}{summary_name}"
+        timeline.analysis.chart_path = f"{base}{folder}timeline.png"
     except AzureError as exc:
         log.warning("storing the timeline of %s failed: %s", folder, type(exc).__name__)
     return timeline
@@ -228,16 +343,22 @@ def _analyze_into(report: CaptureView, service: BlobServiceClient) -> None:
         analysis.error = f"storage refused the download: {type(exc).__name__}"
         return
     analysis.findings = findings.to_dict()
+    analysis.headline = findings.headline or None
     analysis.notable = [str(line) for line in analysis.findings.get("notable", [])]
     try:
         service.get_blob_client(container, _sibling(name, ".summary.json")).upload_blob(
             json.dumps(analysis.findings, indent=2, default=str).encode(), overwrite=True
         )
         analysis.summary_path = _sibling(report.storage_path, ".summary.json")
-        service.get_blob_client(container, _sibling(name, ".png")).upload_blob(
-            render_chart(findings, vm=report.vm, alert=report.alert.rule if report.alert else None),
-            overwrite=True,
+        # The alert's time is when the webhook asked for the capture: its storage path says when.
+        requested = parse_storage_path(report.storage_path)
+        chart = render_chart(
+            findings,
+            vm=report.vm,
+            alert=report.alert.rule if report.alert else None,
+            alert_time=requested.started if requested else None,
         )
+        service.get_blob_client(container, _sibling(name, ".png")).upload_blob(chart, overwrite=True)
         analysis.chart_path = _sibling(report.storage_path, ".png")
     except AzureError as exc:
         log.warning("storing findings of %s failed: %s", report.name, type(exc).__name__)

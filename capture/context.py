@@ -1,5 +1,5 @@
-"""The one owner of process-wide state: settings, Azure access, reservations, blob access, and the
-orchestrator and monitor built on them.
+"""The one owner of process-wide state: settings, Azure access, reservations, blob access, the report
+queue, and the orchestrator and monitor built on them.
 
 A Functions worker process serves many invocations; everything worth keeping between them (clients
 with warm connection pools, region and watcher caches, the per-watcher reservations, the monitor's
@@ -16,8 +16,8 @@ import threading
 from capture.arm import Arm
 from capture.blobs import Blobs
 from capture.monitor import Monitor
-from capture.notify import deliver
 from capture.orchestrator import Orchestrator, Reservations
+from capture.queueing import ReportQueue
 from capture.recorder import Recorder
 from capture.settings import Settings, load_settings
 
@@ -32,15 +32,12 @@ class AppContext:
         self.arm = Arm(settings)
         self.reservations = Reservations()
         self.blobs = Blobs(settings, self.arm.credential)
-        self.recorder = Recorder(
-            self.arm,
-            settings,
-            self.reservations,
-            self.blobs,
-            notify=lambda report: deliver(report, settings.notify_urls, settings.notify_format),
-        )
+        self.reports = ReportQueue(settings, self.arm.credential, self.blobs)
+        self.recorder = Recorder(self.arm, settings, self.reservations, self.blobs, queue=self.reports)
         self.orchestrator = Orchestrator(self.arm, settings, self.reservations, self.recorder)
-        self.monitor = Monitor(self.arm, settings, analyzer=self.blobs.analyzer())
+        self.monitor = Monitor(
+            self.arm, settings, analyzer=self.blobs.analyzer(), queue=self.reports, recorder=self.recorder
+        )
 
 
 _current: AppContext | None = None

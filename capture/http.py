@@ -10,9 +10,12 @@ from collections.abc import Callable
 import azure.functions as func
 
 from capture.arm import ArmError
-from capture.context import AppContext, app_context
+from capture.context import app_context
 from capture.errors import InputError
-from capture.settings import DEFAULT_MONITOR_SCHEDULE, SettingsError
+from capture.monitor import ReportFailed
+from capture.queueing import parse_request
+from capture.recorder import RecorderRun
+from capture.settings import DEFAULT_MONITOR_SCHEDULE, DEFAULT_QUEUE_NAME, SettingsError
 from capture.webhook import Answer, arm_failure, handle_alert, rejected
 
 __all__ = ["bp"]
@@ -36,6 +39,19 @@ def _monitor_schedule() -> str:
         log.error("app settings are invalid, every request will say so until fixed: %s", exc)
         return DEFAULT_MONITOR_SCHEDULE
 
+
+def _queue_name() -> str:
+    """CAPTURE_QUEUE_NAME, read when the worker indexes the app (as the schedule is)."""
+    try:
+        return app_context().settings.queue_name
+    except SettingsError:
+        return DEFAULT_QUEUE_NAME
+
+
+# host.json extensions.queues.maxDequeueCount: how often a message was tried before it was poisoned.
+MAX_DEQUEUE_COUNT = 5
+QUEUE_CONNECTION = "CaptureQueue"
+_QUEUE = _queue_name()
 
 _CAPTURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}")
 
@@ -103,6 +119,7 @@ def get_capture(req: func.HttpRequest) -> func.HttpResponse:
             return arm_failure(exc)
         view = ctx.monitor.live(capture) if capture is not None else ctx.blobs.final_report(name)
         if view is not None:
+            ctx.blobs.add_links(view)  # fresh on every read: links are never stored
             return Answer(200, {"status": "ok", "capture": view.to_json()})
         message = (
             f"no capture named {name} started by this app (a finished capture stays visible here once "
@@ -113,17 +130,11 @@ def get_capture(req: func.HttpRequest) -> func.HttpResponse:
     return guarded(work)
 
 
-def run_recorder(ctx: AppContext) -> None:
-    """One flight-recorder pass (after the monitor's), with its one log line."""
-    if not ctx.recorder.enabled:
+def _log_recorder(run: RecorderRun | None) -> None:
+    """The flight recorder's part of a scheduler run, in one log line."""
+    if run is None or (run.skipped and not run.errors):
         return
-    try:
-        subscriptions = ctx.monitor.subscriptions()
-    except ArmError as exc:
-        log.warning(json.dumps({"event": "recorder_run", "error": exc.code}))
-        return
-    run = ctx.recorder.run(subscriptions)
-    busy = run.armed or run.replaced or run.disarmed or run.reported or run.problems or run.errors
+    busy = run.armed or run.replaced or run.disarmed or run.queued or run.problems or run.errors
     log.log(
         logging.INFO if busy else logging.DEBUG,
         json.dumps(
@@ -133,11 +144,10 @@ def run_recorder(ctx: AppContext) -> None:
                 "replaced": run.replaced,
                 "disarmed": run.disarmed,
                 "postStopped": run.post_stopped,
-                "reported": [r.name for r in run.reported],
+                "queued": run.queued,
                 "problems": len(run.problems),
                 "errors": run.errors[:5],
                 "armCalls": run.arm_calls,
-                "skipped": run.skipped,
             }
         ),
     )
@@ -145,23 +155,58 @@ def run_recorder(ctx: AppContext) -> None:
 
 @bp.timer_trigger(arg_name="timer", schedule=_monitor_schedule(), run_on_startup=False)
 def capture_monitor(timer: func.TimerRequest) -> None:
-    """Follow captures to their end: notify, store findings, delete the finished resource; keep the
-    flight recorder's rings armed, replaced, followed through and re-armed."""
-    ctx = app_context()
-    result = ctx.monitor.run()
-    run_recorder(ctx)
-    busy = result.reported or result.undelivered or result.errors
+    """Schedule, not work: queue one message per capture that has ended (status asked only when due),
+    and keep the flight recorder's rings armed, replaced and re-armed (a frozen timeline is queued too)."""
+    result = app_context().monitor.schedule()
+    _log_recorder(result.recorder)
+    busy = result.queued or result.errors
     log.log(
         logging.INFO if busy else logging.DEBUG,
         json.dumps(
             {
                 "event": "monitor_run",
-                "reported": len(result.reported),
+                "queued": len(result.queued),
+                "alreadyQueued": len(result.already_queued),
+                "checked": result.checked,
                 "open": result.still_open,
-                "undelivered": len(result.undelivered),
                 "errors": len(result.errors),
                 "armCalls": result.arm_calls,
                 "skipped": result.skipped,
             }
         ),
     )
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=_QUEUE, connection=QUEUE_CONNECTION)
+def capture_report(msg: func.QueueMessage) -> None:
+    """One finished capture: analyse, store, notify, delete. Raising makes the host retry the message."""
+    try:
+        request = parse_request(msg.get_body())
+    except InputError as exc:
+        log.error(json.dumps({"event": "report_message_dropped", "messageId": msg.id, "reason": str(exc)}))
+        return
+    try:
+        app_context().monitor.report(request)
+    except ReportFailed as exc:
+        log.warning(
+            json.dumps(
+                {
+                    "event": "capture_report_retry",
+                    "capture": request.capture,
+                    "dequeueCount": msg.dequeue_count,
+                    "reason": str(exc),
+                }
+            )
+        )
+        raise
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=f"{_QUEUE}-poison", connection=QUEUE_CONNECTION)
+def capture_report_poison(msg: func.QueueMessage) -> None:
+    """A capture whose report kept failing: report it as failed (with the reason) and keep it."""
+    try:
+        request = parse_request(msg.get_body())
+    except InputError as exc:
+        log.error(json.dumps({"event": "poison_message_dropped", "messageId": msg.id, "reason": str(exc)}))
+        return
+    app_context().monitor.report_poisoned(request, MAX_DEQUEUE_COUNT)

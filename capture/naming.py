@@ -2,7 +2,7 @@
 
 The name is a pure function of (prefix, target, alert instance), so every retried or fanned-out
 delivery of one alert, on any scaled-out instance, maps to the same ARM resource: ARM itself then
-de-duplicates. The storage path carries what a later report needs (VM, date, rule, alert), because
+de-duplicates. The storage path carries what a later report needs (VM, date, rule, severity, alert), because
 the capture resource is the only state this app keeps.
 """
 
@@ -22,9 +22,11 @@ __all__ = [
     "blob_location",
     "capture_name",
     "is_ours",
+    "names_capture",
     "parse_storage_path",
     "storage_path",
     "target_label",
+    "vm_segment",
 ]
 
 MAX_NAME_LENGTH = 80
@@ -60,6 +62,23 @@ def is_ours(name: str, prefix: str) -> bool:
     return re.fullmatch(rf"{re.escape(prefix)}-[a-z0-9-]+-[0-9a-f]{{16}}", name) is not None
 
 
+def vm_segment(target: ResourceId) -> str:
+    """The storage path's VM folder for a target."""
+    return _slug(target_label(target), 64)
+
+
+def names_capture(path: str, account: str, name: str, target: ResourceId) -> bool:
+    """The storage path is one this app would choose for capture `name` of `target` in `account`.
+
+    Part of the ownership rule: a capture someone else named like ours still has to write to our
+    account, in our layout, into a file named after itself, in the folder of the VM it captures.
+    """
+    info = parse_storage_path(path)
+    if info is None or fold(urlsplit(path).netloc) != fold(f"{account}.blob.core.windows.net"):
+        return False
+    return path.endswith(f"/{name}.cap") and info.vm == vm_segment(target)
+
+
 @dataclass(frozen=True)
 class PathInfo:
     """What a storage path written by this app tells about its alert."""
@@ -68,22 +87,31 @@ class PathInfo:
     started: datetime
     rule: str | None
     alert: str | None
+    severity: str | None = None
 
 
 def storage_path(
-    account: str, name: str, target: ResourceId, started: datetime, rule: str | None, alert_id: str
+    account: str,
+    name: str,
+    target: ResourceId,
+    started: datetime,
+    rule: str | None,
+    alert_id: str,
+    severity: str | None = None,
 ) -> str:
     """`https://{account}.blob.core.windows.net/network-watcher-logs/alert-captures/{vm}/{y}/{m}/{d}/{hms}/…`.
 
-    The rule name and alert instance are path segments (unsafe characters become '-'), so the monitor
-    can tell people which alert a capture answered without any database.
+    The rule name, severity (when the alert has one) and alert instance are path segments (unsafe
+    characters become '-'), so the report can say which alert a capture answered without any database.
     """
-    rule_segment = _segment(rule or "-")
-    alert_segment = _segment(alert_id.rstrip("/").rsplit("/", 1)[-1])
-    vm = _slug(target_label(target), 64)
+    segments = [_segment(rule or "-")]
+    if severity:
+        segments.append(_segment(severity))
+    segments.append(_segment(alert_id.rstrip("/").rsplit("/", 1)[-1]))
+    vm = vm_segment(target)
     return (
         f"https://{account}.blob.core.windows.net/{CONTAINER}/alert-captures/"
-        f"{vm}/{started:%Y/%m/%d/%H%M%S}/{rule_segment}/{alert_segment}/{name}.cap"
+        f"{vm}/{started:%Y/%m/%d/%H%M%S}/{'/'.join(segments)}/{name}.cap"
     )
 
 
@@ -92,15 +120,21 @@ def parse_storage_path(path: str | None) -> PathInfo | None:
     if not path:
         return None
     parts = urlsplit(path).path.split("/")
-    # ['', container, 'alert-captures', vm, y, m, d, hms, rule, alert, file]
-    if len(parts) != 11 or parts[2] != "alert-captures":
+    # ['', container, 'alert-captures', vm, y, m, d, hms, rule, (severity,) alert, file]
+    if len(parts) not in (11, 12) or parts[2] != "alert-captures":
         return None
     try:
         started = datetime.strptime("".join(parts[4:8]), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
     except ValueError:
         return None
-    rule = parts[8]
-    return PathInfo(vm=parts[3], started=started, rule=None if rule == "-" else rule, alert=parts[9] or None)
+    rule, severity = parts[8], parts[9] if len(parts) == 12 else None
+    return PathInfo(
+        vm=parts[3],
+        started=started,
+        rule=None if rule == "-" else rule,
+        alert=parts[-2] or None,
+        severity=severity or None,
+    )
 
 
 def blob_location(path: str) -> tuple[str, str]:

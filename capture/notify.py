@@ -12,25 +12,87 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from capture.views import AlertRef, Analysis, CaptureView
+from capture.views import AlertRef, Analysis, CaptureView, Links
 
-__all__ = ["deliver", "render", "report_json", "slack_message", "teams_message"]
+__all__ = ["deliver", "render", "report_json", "report_text", "slack_message", "teams_message"]
 
 NOTIFY_TIMEOUT_SECONDS = 10.0
+# Slack's Block Kit limits (https://docs.slack.dev/reference/block-kit/blocks)
+SLACK_HEADER_MAX = 150
+SLACK_TEXT_MAX = 3000
+SLACK_FIELD_MAX = 2000
+SLACK_FIELDS_MAX = 10
+SLACK_BUTTON_TEXT_MAX = 75
+LINK_TITLES = {"file": "Capture file (.cap)", "chart": "Chart (PNG)", "summary": "Findings (JSON)"}
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _links(report: CaptureView) -> list[tuple[str, str, str]]:
+    """(field, title, URL) of each download link the report carries, the capture file first."""
+    links = report.links or Links()
+    return [(field, title, url) for field, title in LINK_TITLES.items() if (url := getattr(links, field))]
+
+
+def _expiry(report: CaptureView) -> str | None:
+    expires = report.links.expires if report.links else None
+    return f"open without sign-in until {expires:%Y-%m-%d %H:%M} UTC" if expires else None
+
+
+def _notable(report: CaptureView) -> list[str]:
+    """The notable lines under the headline, without the one the headline already says."""
+    headline = report.analysis.headline if report.analysis else None
+    return [line for line in report.notable if line != headline]
+
+
+def _context(report: CaptureView) -> list[tuple[str, str]]:
+    """What a reader needs right under the headline: when, why it stopped."""
+    lines = []
+    if window := report.window():
+        lines.append(("Window", window))
+    if report.stop_reason_text:
+        lines.append(("Stopped", report.stop_reason_text))
+    return lines
+
+
+def report_text(report: CaptureView) -> str:
+    """The report as a person reads it: headline, window, stop reason, notable lines, links."""
+    lines = [report.headline()]
+    lines += [f"{k}: {v}" for k, v in _context(report)]
+    if notable := _notable(report):
+        lines.append("Notable:")
+        lines += [f"  - {n}" for n in notable]
+    if report.analysis and report.analysis.error:
+        lines.append(f"Analysis: {report.analysis.error}")
+    alert = report.alert or AlertRef()
+    lines.append(f"Capture: {report.name} (alert {alert.rule or '-'}, instance {alert.instance or '-'})")
+    links = _links(report)
+    if links:
+        lines.append(f"Links (they {_expiry(report)}):")
+        lines += [f"  {title}: {url}" for _, title, url in links]
+    elif report.storage_path:
+        lines.append(f"File: {report.storage_path}")
+    return "\n".join(lines)
 
 
 def report_json(report: CaptureView) -> dict[str, Any]:
-    """The `json` notification: the capture's view, with its alert, outcome and analysis up front."""
+    """The `json` notification: the report in words, then the capture's view with its parts up front."""
     capture = report.to_json()
-    alert = capture.pop("alert") or {"rule": None, "instance": None}
+    alert = capture.pop("alert") or {"rule": None, "instance": None, "severity": None}
     outcome = capture.pop("outcome")
     analysis = capture.pop("analysis") or Analysis().model_dump(mode="json", by_alias=True)
+    links = capture.pop("links")
     return {
         "event": "packet_capture_finished",
+        "headline": report.headline(),
+        "text": report_text(report),
         "outcome": outcome,
         "alert": alert,
         "capture": capture,
         "analysis": analysis,
+        "links": links,
     }
 
 
@@ -38,12 +100,10 @@ def _facts(report: CaptureView) -> list[tuple[str, str]]:
     alert = report.alert or AlertRef()
     analysis = report.analysis or Analysis()
     facts = [
-        ("Alert rule", alert.rule or "-"),
-        ("Alert", alert.instance or "-"),
         ("VM", report.vm or report.target or "-"),
+        ("Alert rule", " ".join(x for x in (alert.rule or "-", alert.severity) if x)),
+        ("Alert", alert.instance or "-"),
         ("Capture", report.name),
-        ("Started", report.start_time.isoformat() if report.start_time else "-"),
-        ("Stop reason", report.stop_reason_text or "-"),
     ]
     if report.storage_path:
         facts.append(("File", report.storage_path))
@@ -53,13 +113,17 @@ def _facts(report: CaptureView) -> list[tuple[str, str]]:
         facts.append(("Errors", ", ".join(report.errors)))
     if analysis.error:
         facts.append(("Analysis", analysis.error))
-    if analysis.chart_path:
-        facts.append(("Chart", analysis.chart_path))
     return facts
 
 
+def _found_something(report: CaptureView) -> bool:
+    findings = (report.analysis.findings if report.analysis else None) or {}
+    return bool(findings.get("problems"))
+
+
 def teams_message(report: CaptureView) -> dict[str, Any]:
-    """A Teams incoming-webhook message carrying an Adaptive Card (schema 1.4)."""
+    """A Teams incoming-webhook message carrying an Adaptive Card (1.4): the chart shown, the files linked."""
+    ok = report.outcome == "completed" and not _found_something(report)
     body: list[dict[str, Any]] = [
         {
             "type": "TextBlock",
@@ -67,20 +131,45 @@ def teams_message(report: CaptureView) -> dict[str, Any]:
             "weight": "Bolder",
             "wrap": True,
             "text": report.headline(),
-            "color": "Good" if report.outcome == "completed" else "Attention",
+            "color": "Good" if ok else "Attention",
         },
     ]
-    if report.notable:
-        body.append({"type": "TextBlock", "wrap": True, "text": "\n".join(f"- {n}" for n in report.notable)})
+    if context := _context(report):
+        body.append(
+            {
+                "type": "TextBlock",
+                "wrap": True,
+                "isSubtle": True,
+                "spacing": "None",
+                "text": "  \n".join(f"{k}: {v}" for k, v in context),
+            }
+        )
+    if notable := _notable(report):
+        body.append({"type": "TextBlock", "wrap": True, "text": "\n".join(f"- {n}" for n in notable)})
+    chart = report.links.chart if report.links else None
+    if chart:
+        body.append(
+            {
+                "type": "Image",
+                "url": chart,
+                "altText": f"Chart: {report.headline()}",
+                "size": "Stretch",
+                "selectAction": {"type": "Action.OpenUrl", "title": "Open the chart", "url": chart},
+            }
+        )
     body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in _facts(report)]})
+    if expiry := _expiry(report):
+        body.append(
+            {"type": "TextBlock", "wrap": True, "isSubtle": True, "size": "Small", "text": f"Links {expiry}"}
+        )
     card: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
         "version": "1.4",
         "body": body,
     }
-    if report.storage_path:
-        card["actions"] = [{"type": "Action.OpenUrl", "title": "Capture file", "url": report.storage_path}]
+    if links := _links(report):
+        card["actions"] = [{"type": "Action.OpenUrl", "title": title, "url": url} for _, title, url in links]
     return {
         "type": "message",
         "attachments": [
@@ -90,24 +179,56 @@ def teams_message(report: CaptureView) -> dict[str, Any]:
 
 
 def slack_message(report: CaptureView) -> dict[str, Any]:
-    """A Slack-compatible incoming-webhook message: `text` fallback plus Block Kit `blocks`."""
+    """A Slack incoming-webhook message: `text` fallback plus Block Kit (chart image, link buttons)."""
+    headline = report.headline()
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": report.headline()[:150]}},
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(headline, SLACK_HEADER_MAX)}},
     ]
-    if report.notable:
+    lines = [f"*{k}:* {v}" for k, v in _context(report)] + [f"• {n}" for n in _notable(report)]
+    if lines:
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": _clip("\n".join(lines), SLACK_TEXT_MAX)}}
+        )
+    chart = report.links.chart if report.links else None
+    if chart:
         blocks.append(
             {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": "\n".join(f"• {n}" for n in report.notable)},
+                "type": "image",
+                "image_url": chart,
+                "alt_text": _clip(f"Chart: {headline}", SLACK_FIELD_MAX),
+                "title": {
+                    "type": "plain_text",
+                    "text": _clip(f"{report.vm or report.name}: the capture over time", SLACK_FIELD_MAX),
+                },
+            }
+        )
+    if links := _links(report):
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": _clip(title, SLACK_BUTTON_TEXT_MAX)},
+                        "url": url,
+                        "action_id": f"open-{field}",
+                    }
+                    for field, title, url in links
+                ],
             }
         )
     blocks.append(
         {
             "type": "section",
-            "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]} for k, v in _facts(report)[:10]],
+            "fields": [
+                {"type": "mrkdwn", "text": _clip(f"*{k}*\n{v}", SLACK_FIELD_MAX)}
+                for k, v in _facts(report)[:SLACK_FIELDS_MAX]
+            ],
         }
     )
-    return {"text": report.headline(), "blocks": blocks}
+    if expiry := _expiry(report):
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"Links {expiry}"}]})
+    return {"text": headline, "blocks": blocks}
 
 
 def render(report: CaptureView, fmt: str) -> dict[str, Any]:

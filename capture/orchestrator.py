@@ -174,7 +174,13 @@ def build_body(
     if settings.storage_account_id and settings.storage_account_name:
         location.storage_id = settings.storage_account_id
         location.storage_path = storage_path(
-            settings.storage_account_name, name, target, datetime.now(UTC), event.rule, event.instance_key
+            settings.storage_account_name,
+            name,
+            target,
+            datetime.now(UTC),
+            event.rule,
+            event.instance_key,
+            event.severity,
         )
     if options.local_path:
         windows = local_path_os(options.local_path) == "Windows"

@@ -14,10 +14,22 @@ Freeze (webhook, `freeze`): the list of the watcher's captures the webhook fetch
 on the VM by name, so non-armed VMs keep their 2-call warm path. An armed VM costs a status query, a
 stop (only while it runs: a stopped ring is never stopped again) and the post ring's PUT.
 
-Scheduler (`Recorder.run`, from the monitor timer): one tag-filtered resource list per subscription,
-one capture list per watcher, a status per ring; it arms, replaces rings near their session's end,
-stops post rings after CAPTURE_TIME_LIMIT_SECONDS, reports frozen timelines, re-arms, and disarms
-untagged VMs (stop + delete, nothing reported).
+Scheduler (`Recorder.run`, from `Monitor.schedule`, the timer): one tag-filtered resource list per
+subscription, one capture list per watcher, a status per ring; it arms, replaces rings near their
+session's end, stops post rings after CAPTURE_TIME_LIMIT_SECONDS, disarms untagged VMs (stop + delete,
+nothing reported), and queues each stopped post ring as one `timeline` report request, through the
+same `ReportQueue.enqueue_once` (marker blob beside the post ring's file) as any finished capture.
+
+Worker (`Recorder.report`, from `Monitor.report` for a `timeline` message): reads the post ring again
+from ARM (gone: reported already, a duplicate is harmless), waits for the files (not there yet within
+the grace: the marker is released and the next run queues it again), analyses the timeline, stores
+the report, adds the links, notifies, and only once every notification was delivered deletes both
+rings; the next scheduler run re-arms the VM.
+
+Ownership (`owns_ring`): a ring is ours only when its name has the ring pattern for its own target
+(the name's hash is the target's), it writes to our storage account, and its path is the recorder
+layout for that VM and that name. Anything else is never frozen, stopped, reported or deleted, and
+`monitor.owns` never takes a ring for an ordinary capture (ring names do not end in a 16-hex hash).
 """
 
 from __future__ import annotations
@@ -34,11 +46,23 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from capture.arm import Arm, ArmError, CaptureInfo, CaptureStatus, Tagged, Watcher, call_scope
+from capture.arm import (
+    Arm,
+    ArmError,
+    CaptureInfo,
+    CaptureStatus,
+    Tagged,
+    Watcher,
+    call_scope,
+    watcher_from_id,
+)
 from capture.decisions import Outcome, TargetResult
+from capture.monitor import Listing, ReportFailed, ReportResult
 from capture.naming import CONTAINER
+from capture.notify import deliver
 from capture.payloads import AlertEvent
-from capture.resource_ids import ResourceId, parse_resource_id
+from capture.queueing import ReportQueue, ReportRequest
+from capture.resource_ids import InvalidResourceId, ResourceId, fold, parse_resource_id
 from capture.settings import Settings
 from capture.views import AlertRef, Analysis, CaptureView, capture_view
 
@@ -48,7 +72,7 @@ if TYPE_CHECKING:
     from capture.blobs import Blobs
     from capture.orchestrator import Reservations
 
-__all__ = ["PostInfo", "Recorder", "RecorderRun", "is_ring", "parse_post_path", "ring_name"]
+__all__ = ["PostInfo", "Recorder", "RecorderRun", "is_ring", "owns_ring", "parse_post_path", "ring_name"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +114,42 @@ def is_ring(name: str, prefix: str) -> bool:
 def _generation(name: str) -> int:
     match = _RING.match(name)
     return int(match.group("gen")) if match else 0
+
+
+def _next_generation(names: list[str], stem: str) -> int:
+    """One above every capture named with this VM's stem, ours or not: a PUT never overwrites another."""
+    taken = [_generation(n) for n in names if n.startswith(stem) and _RING.match(n)]
+    return max(taken, default=0) + 1
+
+
+def owns_ring(resource: CaptureInfo, settings: Settings) -> bool:
+    """The ring was provably armed by this app (see the module docstring), not just named like one."""
+    name, target = resource.name, resource.target or ""
+    account = settings.storage_account_name
+    if not account or not target or not is_ring(name, settings.name_prefix):
+        return False
+    if not name.startswith(ring_stem(settings.name_prefix, target)):
+        return False  # the name's hash is another target's
+    if fold(resource.storage_id or "") != fold(settings.storage_account_id or "-"):
+        return False
+    parsed = urlsplit(resource.storage_path or "")
+    if fold(parsed.netloc) != fold(f"{account}.blob.core.windows.net"):
+        return False
+    parts = parsed.path.split("/")
+    label = _slug(target.rstrip("/").rsplit("/", 1)[-1], 64)
+    if len(parts) < 6 or parts[1] != CONTAINER or parts[2] != "recorder" or parts[3] != label:
+        return False
+    folder_ring = parts[4].split(".", 1)[0]
+    if len(parts) == 6:  # recorder/{vm}/{ring}.{created}/ring.cap
+        return parts[5] == "ring.cap" and folder_ring == name
+    post = parse_post_path(resource.storage_path)
+    # a post ring: under a ring of the same VM, never the folder of itself
+    return (
+        post is not None
+        and parts[10] == "ring.cap"
+        and folder_ring != name
+        and folder_ring.startswith(ring_stem(settings.name_prefix, target))
+    )
 
 
 @dataclass(frozen=True)
@@ -135,7 +195,8 @@ class RecorderRun:
     replaced: list[str] = field(default_factory=list)
     disarmed: list[str] = field(default_factory=list)
     post_stopped: list[str] = field(default_factory=list)
-    reported: list[CaptureView] = field(default_factory=list)
+    queued: list[str] = field(default_factory=list)  # post rings whose timeline report was queued
+    already_queued: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     arm_calls: int = 0
@@ -157,14 +218,14 @@ class Recorder:
         settings: Settings,
         reservations: Reservations,
         blobs: Blobs | None = None,
-        notify: Callable[[CaptureView], list[str]] | None = None,
+        queue: ReportQueue | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.arm = arm
         self.settings = settings
         self.reservations = reservations
         self.blobs = blobs
-        self.notify = notify
+        self.queue = queue
         self.clock = clock or (lambda: datetime.now(UTC))
         self._run_lock = threading.Lock()
         self._backoff: dict[str, _Backoff] = {}
@@ -231,8 +292,13 @@ class Recorder:
         owners = {target.key}
         if target.scale_set_id:
             owners.add(target.scale_set_id.casefold())
-        prefix = self.settings.name_prefix
-        return [c for c in captures if is_ring(c.name, prefix) and (c.target or "").casefold() in owners]
+        return [
+            c
+            for c in captures
+            if owns_ring(c, self.settings)
+            and (c.target or "").casefold() in owners
+            and fold(c.provisioning_state or "") != "deleting"
+        ]
 
     # -- freeze (inside the webhook) ---------------------------------------------------------------
 
@@ -269,7 +335,12 @@ class Recorder:
         if not status.active and stop_reason != "manual":
             return None  # the session ended on its own: no evidence held, capture as usual
         owner = ring.target or target.raw
-        post_name = ring_name(self.settings.name_prefix, owner, max(_generation(r.name) for r in rings) + 1)
+        names = [c.name for c in captures]
+        post_name = ring_name(
+            self.settings.name_prefix,
+            owner,
+            _next_generation(names, ring_stem(self.settings.name_prefix, owner)),
+        )
         refusal = self.reservations.reserve(
             watcher, post_name, target, [c.name for c in captures], listed_at, self.settings.max_sessions
         )
@@ -329,8 +400,11 @@ class Recorder:
 
     # -- scheduler ---------------------------------------------------------------------------------
 
-    def run(self, subscriptions: list[str]) -> RecorderRun:
-        """One scheduler pass over the given subscriptions; never raises for one VM's trouble."""
+    def run(self, subscriptions: list[str], listings: list[Listing] | None = None) -> RecorderRun:
+        """One scheduler pass over the given subscriptions; never raises for one VM's trouble.
+
+        `listings`: the watchers' capture lists the scheduler's run made just before (then the pass
+        adds only the tag-filtered resource list per subscription); None: list them here."""
         if not self.enabled:
             return RecorderRun(skipped=True)
         if not self._run_lock.acquire(blocking=False):
@@ -340,7 +414,12 @@ class Recorder:
                 result = RecorderRun()
                 for subscription in subscriptions:
                     try:
-                        self._subscription(subscription, result)
+                        shared = (
+                            None
+                            if listings is None
+                            else [item for item in listings if item.subscription == subscription]
+                        )
+                        self._subscription(subscription, result, shared)
                     except ArmError as exc:
                         result.errors.append(f"{subscription}: ({exc.code}) {exc.message}")
             result.arm_calls = scope.calls
@@ -348,15 +427,19 @@ class Recorder:
         finally:
             self._run_lock.release()
 
-    def _subscription(self, subscription: str, result: RecorderRun) -> None:
+    def _subscription(self, subscription: str, result: RecorderRun, listings: list[Listing] | None) -> None:
         tagged = [
             t
             for t in self.arm.tagged(subscription, self.settings.recorder_tag, TAG_VALUE)
             if t.type.casefold()
             in ("microsoft.compute/virtualmachines", "microsoft.compute/virtualmachinescalesets")
         ]
-        watchers = self.arm.list_watchers(subscription)
-        regions = {w.location for w in watchers}
+        if listings is None:
+            listings = []
+            for watcher in self.arm.list_watchers(subscription):
+                listed_at = time.monotonic()
+                listings.append(Listing(subscription, watcher, self.arm.list_captures(watcher), listed_at))
+        regions = {item.watcher.location for item in listings}
         for item in tagged:
             if item.location not in regions:
                 self._problem(
@@ -364,18 +447,21 @@ class Recorder:
                     f"no Network Watcher in region '{item.location}': the recorder cannot arm {item.id}",
                     result,
                 )
-        for watcher in watchers:
-            here = [t for t in tagged if t.location == watcher.location]
+        for listing in listings:
+            here = [t for t in tagged if t.location == listing.watcher.location]
             try:
-                self._watcher(watcher, here, result)
+                self._watcher(listing, here, result)
             except ArmError as exc:
-                result.errors.append(f"{watcher.name}: ({exc.code}) {exc.message}")
+                result.errors.append(f"{listing.watcher.name}: ({exc.code}) {exc.message}")
 
-    def _watcher(self, watcher: Watcher, tagged: list[Tagged], result: RecorderRun) -> None:
-        listed_at = time.monotonic()
-        captures = self.arm.list_captures(watcher)
-        prefix = self.settings.name_prefix
-        rings = [c for c in captures if is_ring(c.name, prefix)]
+    def _watcher(self, listing: Listing, tagged: list[Tagged], result: RecorderRun) -> None:
+        watcher, captures, listed_at = listing.watcher, listing.captures, listing.listed_at
+        # A ring being deleted (reported, replaced) is gone for every purpose but its name.
+        rings = [
+            c
+            for c in captures
+            if owns_ring(c, self.settings) and fold(c.provisioning_state or "") != "deleting"
+        ]
         if not rings and not tagged:
             return
         by_target: dict[str, list[CaptureInfo]] = {}
@@ -406,29 +492,28 @@ class Recorder:
                     backoff=False,
                 )
                 continue
-            generations = [_generation(r.name) for r in by_target.get(target_id.casefold(), [])]
-            if self._arm(watcher, target_id, max(generations, default=0) + 1, names, listed_at, result):
+            generation = _next_generation(names, ring_stem(self.settings.name_prefix, target_id))
+            if self._arm(watcher, target_id, generation, names, listed_at, result):
                 active_rings += 1
 
     def _target(
         self, watcher: Watcher, target_id: str, rings: list[CaptureInfo], wanted: bool, result: RecorderRun
     ) -> bool:
-        """Bring one VM's rings to their next state; True when a ring (plain or post) is recording it."""
+        """Bring one VM's rings to their next state; True when a ring records it, or a frozen timeline
+        waits for its report (the VM is re-armed by the run after the report deleted it)."""
         now = self.clock()
         posts = {r.name.casefold(): (r, p) for r in rings if (p := parse_post_path(r.storage_path))}
         frozen = {p.frozen.casefold() for _, p in posts.values()}
         recording = False
         for ring, post in posts.values():
+            recording = True  # recording after the alert, or waiting for its report: not armed over
             status = self.arm.capture_status(watcher, ring.name)
             if status.active and now >= post.frozen_at + timedelta(seconds=self.settings.time_limit_seconds):
                 self.arm.stop_capture(watcher, ring.name)
                 result.post_stopped.append(ring.name)
                 status = CaptureStatus("Stopped", status.start_time, "Manual")
-            if status.active:
-                recording = True
-                continue
-            parent = next((r for r in rings if r.name.casefold() == post.frozen.casefold()), None)
-            self._follow_through(watcher, parent, ring, post, result)
+            if not status.active:
+                self._enqueue(watcher, ring, now, result)
         for ring in rings:
             if ring.name.casefold() in posts or ring.name.casefold() in frozen:
                 continue
@@ -529,28 +614,152 @@ class Recorder:
                 json.dumps({"event": "recorder_problem", "target": target_id, "message": message[:300]})
             )
 
-    # -- follow-through ----------------------------------------------------------------------------
+    # -- follow-through (the queue) ----------------------------------------------------------------
 
-    def _follow_through(
-        self,
-        watcher: Watcher,
-        frozen: CaptureInfo | None,
-        post_ring: CaptureInfo,
-        post: PostInfo,
-        result: RecorderRun,
-    ) -> None:
-        """Report the frozen timeline once its files are in storage (or the grace is over); clean up."""
-        now = self.clock()
-        ends = post.frozen_at + timedelta(seconds=self.settings.time_limit_seconds)
-        grace_over = now >= ends + timedelta(seconds=self.settings.start_grace_seconds)
-        if frozen is not None and self.arm.capture_status(watcher, frozen.name).active:
-            return  # its files reach storage only once its session has stopped
+    def _enqueue(self, watcher: Watcher, post_ring: CaptureInfo, now: datetime, result: RecorderRun) -> None:
+        """One `timeline` report request per stopped post ring (the marker makes repeats no-ops)."""
+        if self.queue is None:
+            result.errors.append(f"{post_ring.name}: no report queue")
+            return
+        request = ReportRequest(
+            kind="timeline",
+            capture=post_ring.name,
+            watcher=watcher.id,
+            region=watcher.location,
+            storage_path=post_ring.storage_path,
+            queued_at=now,
+        )
+        outcome = self.queue.enqueue_once(request)
+        if outcome in ("queued", "requeued"):
+            result.queued.append(post_ring.name)
+            self._log("recorder_queued", postRing=post_ring.name, outcome=outcome)
+        elif outcome == "failed":
+            result.errors.append(f"{post_ring.name}: could not be queued")
+        else:
+            result.already_queued.append(post_ring.name)
+
+    def _current(self, request: ReportRequest) -> tuple[Watcher, CaptureInfo, PostInfo] | None:
+        """The post ring the message names, as ARM has it now; None when gone (reported) or not ours."""
+        try:
+            watcher = watcher_from_id(request.watcher, request.region)
+        except InvalidResourceId:
+            return None
+        ring = self.arm.get_capture(watcher, request.capture)
+        if ring is None or not owns_ring(ring, self.settings):
+            return None
+        if fold(ring.provisioning_state or "") == "deleting" or ring.storage_path != request.storage_path:
+            return None
+        post = parse_post_path(ring.storage_path)
+        return None if post is None else (watcher, ring, post)
+
+    def _frozen(self, watcher: Watcher, post: PostInfo) -> CaptureInfo | None:
+        frozen = self.arm.get_capture(watcher, post.frozen)
+        return frozen if frozen is not None and owns_ring(frozen, self.settings) else None
+
+    def report(self, request: ReportRequest) -> ReportResult:
+        """The worker: report one frozen timeline; raises ReportFailed (the message is retried) when a
+        notification was not delivered. Runs inside `Monitor.report`'s call scope."""
+        current = self._current(request)
+        if current is None:
+            return ReportResult(request.capture, "gone")
+        watcher, post_ring, post = current
+        frozen = self._frozen(watcher, post)
+        report = None
+        if not self.arm.capture_status(watcher, post_ring.name).active and not (
+            frozen is not None and self.arm.capture_status(watcher, frozen.name).active
+        ):
+            # the files reach storage only once both sessions have stopped
+            report = self._timeline_report(watcher, frozen, post_ring, post)
+        if report is None:
+            if self.queue is not None:
+                self.queue.release(request)  # the next scheduler run queues it again
+            return ReportResult(request.capture, "not_finished")
+        failures = deliver(report, self.settings.notify_urls, self.settings.notify_format)
+        if failures:
+            log.warning(
+                json.dumps({"event": "capture_notify_failed", "capture": report.name, "failures": failures})
+            )
+            if self.queue is not None:
+                self.queue.note_failure(request, f"notification failed: {'; '.join(failures)[:400]}")
+            raise ReportFailed(f"{len(failures)} notification(s) failed; the rings are kept")
+        self._clean_up(watcher, post_ring, frozen)
+        self._log(
+            "recorder_reported",
+            ring=post.frozen,
+            postRing=post_ring.name,
+            outcome=report.outcome,
+            secondsBefore=(report.recorder or {}).get("secondsBefore"),
+            secondsAfter=(report.recorder or {}).get("secondsAfter"),
+        )
+        return ReportResult(request.capture, "reported", report)
+
+    def report_poisoned(self, request: ReportRequest, attempts: int) -> ReportResult:
+        """A timeline whose report kept failing: report it as failed, then delete both rings (their files
+        stay in storage) so that the VM is re-armed; raises when the failed report was not delivered."""
+        with call_scope() as scope:
+            try:
+                current = self._current(request)
+                if current is None:
+                    return ReportResult(request.capture, "gone", arm_calls=scope.calls)
+                watcher, post_ring, post = current
+                last_error = self.queue.mark_poisoned(request) if self.queue is not None else None
+                frozen = self._frozen(watcher, post)
+                report = self._base_report(watcher, frozen, post_ring, post)
+                report.outcome = "failed"
+                report.stop_reason_text = (
+                    f"the timeline report could not be completed in {attempts} attempts"
+                    + (f" (last failure: {last_error})" if last_error else "")
+                    + "; its files stay in storage under "
+                    + post.folder
+                )
+                report.analysis = Analysis(error="not analysed: the report kept failing")
+                failures = deliver(report, self.settings.notify_urls, self.settings.notify_format)
+                if failures:
+                    raise ReportFailed(f"{len(failures)} notification(s) of the poisoned timeline failed")
+                self._clean_up(watcher, post_ring, frozen)
+            except ArmError as exc:
+                raise ReportFailed(f"({exc.code}) {exc.message}") from None
+        log.error(
+            json.dumps(
+                {"event": "recorder_report_poisoned", "postRing": request.capture, "attempts": attempts}
+            )
+        )
+        return ReportResult(request.capture, "poison_reported", report, arm_calls=scope.calls)
+
+    def _clean_up(self, watcher: Watcher, post_ring: CaptureInfo, frozen: CaptureInfo | None) -> None:
+        """The post ring first: once it is gone a repeated message is a no-op (`gone`); a frozen ring
+        left behind is a stopped plain ring, which the scheduler deletes."""
+        self.arm.delete_capture(watcher, post_ring.name)
+        if frozen is not None:
+            self.arm.delete_capture(watcher, frozen.name)
+
+    def _base_report(
+        self, watcher: Watcher, frozen: CaptureInfo | None, post_ring: CaptureInfo, post: PostInfo
+    ) -> CaptureView:
         resource = frozen or post_ring
         report = capture_view(resource, watcher)
         report.name = post.frozen
         report.alert = AlertRef(rule=post.rule, instance=post.alert)
         report.vm = self._label(resource.target or "")
         report.stop_reason = "Manual"
+        alert_at = post.fired_at or post.frozen_at
+        report.recorder = {
+            "alertAt": alert_at.isoformat(),
+            "frozenAt": post.frozen_at.isoformat(),
+            "postRing": post_ring.name,
+        }
+        return report
+
+    def _timeline_report(
+        self, watcher: Watcher, frozen: CaptureInfo | None, post_ring: CaptureInfo, post: PostInfo
+    ) -> CaptureView | None:
+        """The frozen timeline's report once its files are in storage (or the grace is over); None to
+        wait for them."""
+        now = self.clock()
+        ends = post.frozen_at + timedelta(seconds=self.settings.time_limit_seconds)
+        grace_over = now >= ends + timedelta(seconds=self.settings.start_grace_seconds)
+        report = self._base_report(watcher, frozen, post_ring, post)
+        resource = frozen or post_ring
         alert_at = post.fired_at or post.frozen_at
         timeline = None
         if self.blobs is not None:
@@ -559,40 +768,23 @@ class Recorder:
                 post.folder,
                 alert_at,
                 only_complete=not grace_over,
+                vm=report.vm,
+                rule=post.rule,
             )
             if not timeline.complete and not grace_over:
-                return  # the files move to storage after each session stops: look again next run
+                return None  # the files move to storage after each session stops: look again next run
         report.outcome = "completed" if timeline is not None and timeline.complete else "failed"
         report.stop_reason_text = f"frozen by alert {post.alert or '?'} at {post.frozen_at:%H:%M:%S} UTC"
         report.analysis = (
             timeline.analysis if timeline is not None else Analysis(error="no storage configured")
         )
-        report.recorder = {
-            "alertAt": alert_at.isoformat(),
-            "frozenAt": post.frozen_at.isoformat(),
-            "postRing": post_ring.name,
-            **(timeline.summary if timeline is not None else {}),
-        }
+        report.recorder = {**(report.recorder or {}), **(timeline.summary if timeline is not None else {})}
         if timeline is not None and not timeline.complete:
             report.stop_reason_text += f"; {timeline.missing_text}"
         if self.blobs is not None:
-            self.blobs.store_report(report)
-        failures = self.notify(report) if self.notify is not None else []
-        if failures:
-            result.errors.append(f"{post.frozen}: report not delivered")
-            return
-        self.arm.delete_capture(watcher, post_ring.name)
-        if frozen is not None:
-            self.arm.delete_capture(watcher, frozen.name)
-        result.reported.append(report)
-        self._log(
-            "recorder_reported",
-            ring=post.frozen,
-            postRing=post_ring.name,
-            outcome=report.outcome,
-            secondsBefore=report.recorder.get("secondsBefore"),
-            secondsAfter=report.recorder.get("secondsAfter"),
-        )
+            self.blobs.store_report(report)  # without links: they are made per reader
+            self.blobs.add_links(report)
+        return report
 
     @staticmethod
     def _log(event: str, **fields: object) -> None:

@@ -34,6 +34,7 @@ from capture.resource_ids import InvalidResourceId, Scope, fold, parse_resource_
 
 __all__ = [
     "DEFAULT_MONITOR_SCHEDULE",
+    "DEFAULT_QUEUE_NAME",
     "CaptureFilter",
     "CaptureOptions",
     "CaptureOverrides",
@@ -52,6 +53,9 @@ MAX_TIME_LIMIT_SECONDS = 18000
 MAX_UINT32 = 4294967295
 DEFAULT_BYTES_PER_SESSION = 1073741824
 DEFAULT_MONITOR_SCHEDULE = "0 * * * * *"
+DEFAULT_QUEUE_NAME = "capture-reports"
+# Queue names: 3-63 lower-case letters, digits and single hyphens; "-poison" is appended to ours.
+_QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,54}[a-z0-9]$")
 # Where capture files may go on a VM; Network Watcher itself requires /var/captures on Linux.
 DEFAULT_LINUX_ROOT = "/var/captures"
 DEFAULT_WINDOWS_ROOT = "C:\\Captures"
@@ -195,6 +199,9 @@ def _filters(raw: Any) -> Any:
 Filters = Annotated[tuple[CaptureFilter, ...], BeforeValidator(_filters)]
 
 
+MAX_LINK_LIFETIME_HOURS = 7 * 24
+
+
 class CaptureOptions(BaseModel):
     """What one capture is created with: settings, narrowed by validated alert overrides."""
 
@@ -242,6 +249,17 @@ class Settings(BaseSettings):
     recorder_file_count: int = Field(default=10, ge=1, le=10000)
     recorder_file_size_bytes: int = Field(default=400 * 1024 * 1024, ge=102400, le=MAX_UINT32)
     recorder_session_seconds: int = Field(default=86400, ge=MIN_RECORDER_SESSION_SECONDS, le=604800)
+    # The follow-through queue: its name (the queue trigger's, read when the app is indexed) and the
+    # queue service of the `CaptureQueue` connection the Functions host uses too (identity-based).
+    queue_name: str = DEFAULT_QUEUE_NAME
+    queue_service_uri: str | None = Field(default=None, validation_alias="CaptureQueue__queueServiceUri")
+    # The longest a capture's status goes unchecked before its expected end (early stops are found
+    # within this), and after it (a capture that outlives its time limit).
+    check_max_interval_seconds: int = Field(default=600, ge=60, le=3600)
+    # A capture queued this long ago that still exists is queued again (its message was lost).
+    requeue_after_seconds: int = Field(default=3600, ge=300, le=86400)
+    # Download links are user-delegation SAS URLs; storage caps a delegation key (so a link) at 7 days.
+    link_lifetime_hours: int = Field(default=24, ge=1, le=MAX_LINK_LIFETIME_HOURS)
 
     @model_validator(mode="before")
     @classmethod
@@ -325,6 +343,23 @@ class Settings(BaseSettings):
         if not _NAME_PREFIX.match(value):
             raise ValueError("use 1-24 lower-case letters, digits or '-', starting with a letter or digit")
         return value
+
+    @field_validator("queue_name")
+    @classmethod
+    def _queue_name(cls, value: str) -> str:
+        if not _QUEUE_NAME.match(value):
+            raise ValueError(
+                "use 3-56 lower-case letters, digits or single '-', starting and ending with a letter or "
+                "digit (the poison queue adds '-poison')"
+            )
+        return value
+
+    @field_validator("queue_service_uri")
+    @classmethod
+    def _queue_uri(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("must be an https:// URL (bearer tokens are only sent over TLS)")
+        return value.rstrip("/") if value else None
 
     @field_validator("arm_endpoint", "blob_endpoint")
     @classmethod

@@ -8,7 +8,7 @@ not the resource still exists.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
@@ -18,7 +18,7 @@ from capture.arm import CaptureInfo, CaptureStatus, Watcher
 from capture.naming import parse_storage_path
 from capture.resource_ids import fold
 
-__all__ = ["AlertRef", "Analysis", "CaptureView", "capture_view", "stop_reason_text"]
+__all__ = ["AlertRef", "Analysis", "CaptureView", "Links", "capture_view", "stop_reason_text"]
 
 
 # ISO 8601 as Python writes it ("+00:00"), as the reports always had it.
@@ -34,16 +34,30 @@ class AlertRef(_Camel):
 
     rule: str | None = None
     instance: str | None = None
+    severity: str | None = None  # Sev0..Sev4, when the alert said
 
 
 class Analysis(_Camel):
     """What the analysis of the finished capture's file found, or why there is nothing."""
 
+    headline: str | None = None  # what was found, or that nothing abnormal was (the analysis's words)
     notable: list[str] = Field(default_factory=list)
     findings: dict[str, Any] | None = None
     error: str | None = None
     summary_path: str | None = None
     chart_path: str | None = None
+
+
+class Links(_Camel):
+    """Download links that open without keys: user-delegation SAS URLs, made fresh for each reader.
+
+    Never stored (the stored report has none) and never logged: each URL carries a signature.
+    """
+
+    file: str | None = None  # the .cap (downloads as an attachment)
+    summary: str | None = None  # the findings as JSON
+    chart: str | None = None  # the PNG chart
+    expires: IsoTime | None = None  # when every link above stops working
 
 
 class CaptureView(_Camel):
@@ -71,6 +85,7 @@ class CaptureView(_Camel):
     outcome: Literal["completed", "failed"] | None = None  # set once the capture has ended
     analysis: Analysis | None = None  # set in the final report
     recorder: dict[str, Any] | None = None  # a frozen flight-recorder ring: its timeline around the alert
+    links: Links | None = None  # set when read (GET /api/captures/{name}, the notification), never stored
     follow: str | None = None
 
     def model_post_init(self, __context: Any) -> None:
@@ -85,8 +100,47 @@ class CaptureView(_Camel):
         return self.analysis.notable if self.analysis else []
 
     def headline(self) -> str:
-        what = "Packet capture finished" if self.outcome == "completed" else "Packet capture FAILED"
-        return f"{what}: {self.vm or self.target or self.name} ({self.stop_reason_text})"
+        """The report's first line: what was found (or why nothing was), on which VM, for which alert."""
+        analysis = self.analysis or Analysis()
+        if self.outcome == "failed":
+            what = f"Packet capture failed: {self.stop_reason_text or 'no reason given by Azure'}"
+        elif analysis.headline:
+            what = analysis.headline
+        elif analysis.error:
+            what = f"Packet capture finished, not analysed: {analysis.error}"
+        elif self.outcome == "completed":
+            what = f"Packet capture finished ({self.stop_reason_text or 'stopped'})"
+        else:
+            what = f"Packet capture {(self.status or 'requested').casefold()}"
+        from capture.analysis import report_headline  # the analysis's words; not loaded by the webhook
+
+        alert = self.alert or AlertRef()
+        vm = self.vm or self.target or self.name
+        return report_headline(what, vm=vm, alert=alert.rule, severity=alert.severity)
+
+    def window(self) -> str | None:
+        """The time the capture covers, in UTC: its packets' when analysed, else its start and limit."""
+        findings = (self.analysis.findings if self.analysis else None) or {}
+        first, last = _when(findings.get("start")), _when(findings.get("end"))
+        if first is None and self.start_time is not None:
+            first = self.start_time.astimezone(UTC)
+            if self.time_limit_seconds:
+                last = first + timedelta(seconds=self.time_limit_seconds)
+        if first is None:
+            return None
+        if last is None:
+            return f"from {first:%Y-%m-%d %H:%M:%S} UTC"
+        seconds = (last - first).total_seconds()
+        return f"{first:%Y-%m-%d %H:%M:%S} to {last:%H:%M:%S} UTC ({seconds:,.0f} s)"
+
+
+def _when(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC)
+    except ValueError:
+        return None
 
 
 STOP_REASONS = {
@@ -145,5 +199,5 @@ def capture_view(
         storage_id=resource.storage_id,
         storage_path=resource.storage_path,
         file_path=resource.file_path,
-        alert=AlertRef(rule=path.rule, instance=path.alert) if path else None,
+        alert=AlertRef(rule=path.rule, instance=path.alert, severity=path.severity) if path else None,
     )

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from devhost.stack import ROOT, SAMPLES, LocalStack
+from devhost.stack import ROOT, SAMPLES, LocalStack, printout
 
 REPORT = ROOT / ".run" / "demo-report.json"
 RECORDER_REPORT = ROOT / ".run" / "demo-recorder-report.json"
@@ -108,10 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         note = stack.receiver.received[0]
         capture = note["capture"]
-        print(f"\nNotification ({note['outcome']}): {capture['vm']} — {capture['stopReasonText']}")
-        print(f"  capture  {capture['name']}\n  file     {capture['storagePath']}")
-        for line in note["analysis"]["notable"] or [note["analysis"].get("error") or "no findings"]:
-            print(f"  • {line}")
+        print(f"\n{printout(note, stack.emulator.ca_cert_path)}")
         # Fetched now: the app (and its storage) stop when the demo ends.
         report = get(f"{base}/captures/{capture['name']}?code={key}")
         REPORT.parent.mkdir(exist_ok=True)
@@ -154,7 +151,7 @@ def flight_recorder(stack: LocalStack, alerts_url: str, timeout: float) -> int:
     if status != 202:
         return 1
     emulator.advance(65)  # the post-alert ring records CAPTURE_TIME_LIMIT_SECONDS, then stops
-    print("  waiting for the frozen timeline's report…")
+    print("  waiting for the timer to queue the frozen timeline and the queue worker to report it…")
     report = None
     while report is None and time.monotonic() < deadline:
         report = next((n for n in stack.receiver.received if n["capture"]["name"] == armed), None)
@@ -164,6 +161,7 @@ def flight_recorder(stack: LocalStack, alerts_url: str, timeout: float) -> int:
         print("no recorder report arrived in time")
         return 1
     timeline = report["capture"].get("recorder") or {}
+    print(f"\n{printout(report, emulator.ca_cert_path)}")
     print(f"\nRecorder report ({report['outcome']}): {report['capture']['stopReasonText']}")
     print(
         f"  evidence {timeline.get('start')} .. {timeline.get('end')} (alert {timeline.get('alertAt')}): "

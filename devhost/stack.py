@@ -9,11 +9,14 @@ are set in the environment, exactly as a Function App's application settings wou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import signal
+import ssl
 import threading
+import urllib.request
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,12 +38,20 @@ log = logging.getLogger("devhost.stack")
 QUEUE_CONNECTION = "CaptureQueue"
 
 
-class NotificationReceiver:
-    """A local stand-in for a Teams/Slack/JSON webhook: keeps and prints what the monitor sends."""
+REPORTS_DIR = ROOT / ".run" / "reports"
 
-    def __init__(self, echo: bool = True) -> None:
+
+class NotificationReceiver:
+    """A local stand-in for a Teams/Slack/JSON webhook: keeps and prints what the monitor sends.
+
+    A report is printed as a person reads it; its chart is fetched through the report's own link (so the
+    link is shown to work) into ``.run/reports/``. ``ca_bundle`` is the certificate Azurite serves.
+    """
+
+    def __init__(self, echo: bool = True, ca_bundle: str | None = None) -> None:
         self.received: list[dict[str, Any]] = []
         self.arrived = threading.Event()
+        self.ca_bundle = ca_bundle
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,11 +66,11 @@ class NotificationReceiver:
                     document = {"unparsable": True}
                 receiver.received.append(document)
                 receiver.arrived.set()
-                if echo:
-                    print(f"\n[notification] {_headline(document)}", flush=True)
                 self.send_response(204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                if echo:
+                    print(f"\n{printout(document, receiver.ca_bundle)}", flush=True)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -82,16 +93,36 @@ class NotificationReceiver:
         self._server.server_close()
 
 
-def _headline(document: Any) -> str:
-    if isinstance(document, dict) and "capture" in document:
-        capture = document["capture"]
-        notable = (document.get("analysis") or {}).get("notable") or []
-        lines = [
-            f"{document.get('outcome')}: {capture.get('vm') or capture.get('name')} "
-            f"({capture.get('stopReasonText')})"
-        ] + [f"  - {n}" for n in notable]
-        return "\n".join(lines)
-    return json.dumps(document)[:300]
+def printout(document: Any, ca_bundle: str | None, save_to: Path = REPORTS_DIR) -> str:
+    """A notification as `make run` prints it: the report's own text, then how to open its chart."""
+    if not isinstance(document, dict) or "text" not in document:
+        return f"[notification] {json.dumps(document)[:300]}"
+    lines = ["[report] " + "─" * 60, str(document["text"])]
+    chart = (document.get("links") or {}).get("chart")
+    if chart and ca_bundle:
+        name = str((document.get("capture") or {}).get("name") or "capture")
+        lines.append("")
+        try:
+            saved = save_chart(chart, ca_bundle, save_to / f"{name}.png")
+            shown = saved.relative_to(ROOT) if saved.is_relative_to(ROOT) else saved
+            lines.append(f"Chart saved to {shown}: open it with any image viewer (xdg-open / open {shown}).")
+        except OSError as exc:
+            lines.append(f"The chart could not be fetched through its link: {type(exc).__name__}")
+        lines.append(
+            "The links are served by the local Azurite over HTTPS with the emulator's certificate: "
+            f"curl --cacert {ca_bundle} -OJ '<link>' (a browser would first have to trust it)."
+        )
+    return "\n".join(lines)
+
+
+def save_chart(url: str, ca_bundle: str, path: Path) -> Path:
+    """Fetch a chart through its link alone (no credential), as a person's browser would."""
+    context = ssl.create_default_context(cafile=ca_bundle)
+    with urllib.request.urlopen(url, context=context, timeout=30) as response:  # noqa: S310 - https link
+        data = response.read()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
 
 
 # Each ring file is generated at most this big, which keeps the local stack quick.
@@ -185,6 +216,7 @@ class LocalStack:
                 self.emulator.ca_cert_path, self.emulator.key_path, service="queue"
             ).start()
             self.emulator.on_capture_stopped = capture_writer(self.azurite, self.emulator.ca_cert_path)
+            self.receiver.ca_bundle = self.emulator.ca_cert_path
             self.receiver.start()
             self._set_env(self.app_settings())
             self.host = LocalHost(
@@ -197,10 +229,22 @@ class LocalStack:
                 run_queues=True,
                 queue_poll_interval=self._queue_poll_interval,
             ).start()
+            self._app_on_emulated_time()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _app_on_emulated_time(self) -> None:
+        """The scheduler decides which captures are due from their age, the flight recorder when a ring
+        ends: let both read the emulator's clock, so `--time-scale` speeds up the follow-through as it
+        speeds up the captures."""
+        import capture
+
+        # With invalid settings there is no monitor; every request says what is wrong.
+        with contextlib.suppress(capture.SettingsError):
+            ctx = capture.app_context()
+            ctx.monitor.clock = ctx.recorder.clock = self.emulator.clock.now_datetime
 
     def app_settings(self) -> dict[str, str]:
         """The application settings a real Function App would have, aimed at the local pieces."""
@@ -276,7 +320,8 @@ class LocalStack:
             f"  ARM emulator {self.emulator.arm_endpoint}   (sample world: {SAMPLE_WORLD.relative_to(ROOT)})",
             f"  Azurite      {self.azurite.blob_endpoint} (blob)",
             f"  Azurite      {self.azurite_queue.queue_endpoint} ({QUEUE_CONNECTION}__queueServiceUri)",
-            f"  notifications are printed here (receiver {self.receiver.url})",
+            f"  reports are printed here as they arrive (receiver {self.receiver.url}); each chart is",
+            f"  fetched through its link into {REPORTS_DIR.relative_to(ROOT)}/ (any image viewer opens it)",
             "",
             "Try (from the repository folder):",
         ]

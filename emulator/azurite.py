@@ -8,6 +8,10 @@ output and then probe it), with
 basic OAuth decodes the JWT and checks ``iat``/``nbf``/``exp`` (lifetime), ``iss`` (must start with
 ``https://sts.windows.net/`` or another Entra prefix) and ``aud`` (``https://storage.azure.com`` or an
 account's service endpoint); it does not verify the signature and requires HTTPS.
+With OAuth on, the blob service also hands out user delegation keys (derived from the token's ``oid`` and
+``tid``) and checks user-delegation SAS URLs signed with them (signature, expiry, permission), so the
+reports' download links work locally as the app makes them in Azure, and ``make run`` prints links that
+download.
 
 The emulator writes capture files with the well-known development account key (``dev_credential()``);
 ``upload_capture`` maps a real-Azure storage path onto the Azurite endpoint.

@@ -126,6 +126,11 @@ param captureNotifyFormat string = 'json'
 @description('CAPTURE_ANALYZE: analyse finished captures.')
 param captureAnalyze bool = true
 
+@minValue(1)
+@maxValue(168)
+@description('CAPTURE_LINK_LIFETIME_HOURS: lifetime of the download links in reports (user-delegation SAS, at most 7 days).')
+param captureLinkLifetimeHours int = 24
+
 // ---------------------------------------------------------------- flight recorder (continuous capture, PREVIEW)
 
 @minLength(1)
@@ -150,14 +155,24 @@ param captureRecorderFileSizeBytes int = 419430400
 
 @minValue(900)
 @maxValue(604800)
-@description('CAPTURE_RECORDER_SESSION_SECONDS: a ring session\'s length; it is replaced before it ends.')
+@description('CAPTURE_RECORDER_SESSION_SECONDS: the length of a ring session; it is replaced before it ends.')
 param captureRecorderSessionSeconds int = 86400
 
 // ---------------------------------------------------------------- follow-through queue
 
 @minLength(1)
-@description('Queues on the function\'s storage for the follow-through (connection CaptureQueue). Each gets its -poison twin. Align with the app\'s queue trigger.')
+@description('Queues on the function\'s storage for the follow-through (connection CaptureQueue). Each gets its -poison twin; the first is the app\'s (CAPTURE_QUEUE_NAME).')
 param captureQueueNames array = ['capture-reports']
+
+@minValue(60)
+@maxValue(3600)
+@description('CAPTURE_CHECK_MAX_INTERVAL_SECONDS: longest gap between two status checks of a capture (early stops are found within it).')
+param captureCheckMaxIntervalSeconds int = 600
+
+@minValue(300)
+@maxValue(86400)
+@description('CAPTURE_REQUEUE_AFTER_SECONDS: a capture queued this long ago that still exists is queued again (its message was lost).')
+param captureRequeueAfterSeconds int = 3600
 
 // ---------------------------------------------------------------- alerting
 
@@ -231,6 +246,10 @@ var captureAppSettings = {
   CAPTURE_RECORDER_FILE_COUNT: string(captureRecorderFileCount)
   CAPTURE_RECORDER_FILE_SIZE_BYTES: string(captureRecorderFileSizeBytes)
   CAPTURE_RECORDER_SESSION_SECONDS: string(captureRecorderSessionSeconds)
+  CAPTURE_LINK_LIFETIME_HOURS: string(captureLinkLifetimeHours)
+  CAPTURE_QUEUE_NAME: captureQueueNames[0]
+  CAPTURE_CHECK_MAX_INTERVAL_SECONDS: string(captureCheckMaxIntervalSeconds)
+  CAPTURE_REQUEUE_AFTER_SECONDS: string(captureRequeueAfterSeconds)
 }
 
 // ---------------------------------------------------------------- resource group and platform

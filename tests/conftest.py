@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import capture
 from devhost.invoke import InvocationContext
 from emulator.azurite import Azurite, AzuriteError
 from emulator.tls import ensure_certificate
+from tests.queues import Queues
 
 PAYLOADS = Path(__file__).parent / "payloads"
 # The sample world (samples/world.json) that the payload fixtures target.
@@ -115,3 +117,33 @@ def azurite(tls_files: tuple[Path, Path]) -> Iterator[Azurite]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite_queue(tls_files: tuple[Path, Path]) -> Iterator[Azurite]:
+    """Azurite's queue service for the session (HTTPS, --oauth basic); a missing install is a failure."""
+    cert, key = tls_files
+    server = Azurite(cert, key, service="queue")
+    try:
+        server.start()
+    except AzuriteError as exc:
+        pytest.fail(f"cannot start Azurite's queue service: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def queues(
+    azurite_queue: Azurite,
+    tls_files: tuple[Path, Path],
+    functions: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Queues:
+    """A fresh queue pair per test, the app pointed at it (identity-based, like the CaptureQueue connection)."""
+    name = f"reports-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("CAPTURE_QUEUE_NAME", name)
+    monkeypatch.setenv("CaptureQueue__queueServiceUri", azurite_queue.queue_endpoint)
+    capture.reset()
+    return Queues(azurite_queue.queue_endpoint, name, str(tls_files[0]), functions)

@@ -173,3 +173,15 @@ def test_recorder_section_freezes_and_reports_pre_alert_traffic(sections):
     assert recorder["warm_arm_calls_max"] == 4
     assert recorder["cold_arm_calls"] == 6
     assert recorder["pre_alert_seconds_p50"] > 60
+
+
+def test_followthrough_section_reports_every_capture_with_few_arm_calls(sections):
+    follow = sections["followthrough"]
+    assert [r["workers"] for r in follow["runs"]] == [1, 2]
+    for run_ in follow["runs"]:
+        assert run_["queued"] == run_["reported"] == TINY.followthrough_captures
+        calls = run_["arm_calls_per_capture"]
+        assert (calls["status"], calls["get"], calls["delete"]) == (2, 1, 1)  # scheduler 1 + worker 1 status
+        assert all(m for m in run_["peak_rss_mb_per_worker"])
+    assert follow["lifetime_arm_calls"]["60s"]["total"] == 5
+    assert follow["lifetime_arm_calls"]["5h"]["total"] < 50

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import typing
+from pathlib import Path
 
 import azure.functions as func
 import pytest
@@ -18,7 +19,14 @@ from tests.conftest import SUB, VM_WEB_1, payload, request
 def test_one_function_app_with_the_documented_functions(functions):
     registers = [v for v in vars(function_app).values() if isinstance(v, func.FunctionRegister)]
     assert len(registers) == 1
-    assert set(functions) == {"alert_webhook", "list_captures", "get_capture", "capture_monitor"}
+    assert set(functions) == {
+        "alert_webhook",
+        "list_captures",
+        "get_capture",
+        "capture_monitor",
+        "capture_report",
+        "capture_report_poison",
+    }
     webhook = functions["alert_webhook"].get_trigger()
     assert (webhook.route, webhook.methods, webhook.auth_level) == (
         "alerts",
@@ -31,6 +39,20 @@ def test_one_function_app_with_the_documented_functions(functions):
         trigger = functions[name].get_trigger()
         assert (trigger.methods, trigger.auth_level) == ([func.HttpMethod.GET], func.AuthLevel.FUNCTION)
     assert functions["capture_monitor"].get_trigger().schedule == "0 * * * * *"
+    report, poison = (functions[n].get_trigger() for n in ("capture_report", "capture_report_poison"))
+    assert (report.queue_name, report.connection) == ("capture-reports", "CaptureQueue")
+    assert (poison.queue_name, poison.connection) == ("capture-reports-poison", "CaptureQueue")
+
+
+def test_host_json_queue_settings_match_what_the_app_assumes():
+    """The poison report names host.json's maxDequeueCount; the timeout covers the largest capture."""
+    from capture.http import MAX_DEQUEUE_COUNT
+
+    host = json.loads((Path(function_app.__file__).parent / "host.json").read_text())
+    queues = host["extensions"]["queues"]
+    assert queues["maxDequeueCount"] == MAX_DEQUEUE_COUNT
+    assert queues["messageEncoding"] == "base64"  # the app sends base64, as the host expects by default
+    assert host["functionTimeout"] == "00:10:00"
 
 
 def test_bindings_match_parameters_as_the_worker_checks(functions):
@@ -44,6 +66,8 @@ def test_bindings_match_parameters_as_the_worker_checks(functions):
         if function.is_http_function():
             assert issubclass(hints[trigger.name], func.HttpRequest)
             assert issubclass(hints["return"], func.HttpResponse)
+        elif trigger.get_binding_name() == "queueTrigger":
+            assert issubclass(hints[trigger.name], func.QueueMessage)
         else:
             assert issubclass(hints[trigger.name], func.TimerRequest)
 

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import capture
 from devhost.stack import SAMPLES, LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +58,11 @@ def test_every_sample_through_the_local_host_then_a_notification(azurite):
         assert status == 200 and listing["count"] == 4
         stack.emulator.advance(120)
         assert stack.host is not None
-        stack.host.trigger_timer("capture_monitor")
+        capture.app_context().monitor.clock = stack.emulator.clock.now_datetime  # the app on emulated time
+        stack.host.trigger_timer("capture_monitor")  # queues the four; the host's queue listener reports them
+        deadline = time.monotonic() + 60
+        while len(stack.receiver.received) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert len(stack.receiver.received) == 4
         assert {n["capture"]["vm"] for n in stack.receiver.received} == {
             "vm-web-1",

@@ -59,6 +59,16 @@ def test_storage_path_round_trips_vm_time_rule_and_alert():
         "High-CPU-web-tier",
         "abc-123",
     )
+    assert info.severity is None  # an alert without a severity: the path has no severity segment
+    with_severity = parse_storage_path(
+        storage_path("st", "n", parse_resource_id(VM_WEB_1), started, "vm-web-cpu", "abc-123", "Sev2")
+    )
+    assert with_severity is not None
+    assert (with_severity.rule, with_severity.severity, with_severity.alert) == (
+        "vm-web-cpu",
+        "Sev2",
+        "abc-123",
+    )
     assert blob_location(path)[0] == "network-watcher-logs"
     assert (
         parse_storage_path("https://x.blob.core.windows.net/network-watcher-logs/subscriptions/a/b.cap")

@@ -42,6 +42,8 @@ def test_defaults_follow_the_documented_table(settings_from_env):
     assert settings.arm_endpoint == "https://management.azure.com"
     assert settings.storage_account_name == "stcaptures"
     assert settings.notify_format == "json"
+    assert (settings.queue_name, settings.queue_service_uri) == ("capture-reports", None)
+    assert (settings.check_max_interval_seconds, settings.requeue_after_seconds) == (600, 3600)
 
 
 @pytest.mark.parametrize(
@@ -76,6 +78,11 @@ def test_defaults_follow_the_documented_table(settings_from_env):
         ({"CAPTURE_RECORDER_SESSION_SECONDS": "60"}, "CAPTURE_RECORDER_SESSION_SECONDS"),
         ({"CAPTURE_RECORDER_MAX": "-1"}, "CAPTURE_RECORDER_MAX"),
         ({"CAPTURE_RECORDER_TAG": "a/b"}, "CAPTURE_RECORDER_TAG"),
+        ({"CAPTURE_QUEUE_NAME": "Capture_Reports"}, "CAPTURE_QUEUE_NAME"),
+        ({"CAPTURE_QUEUE_NAME": "a" * 57}, "-poison"),
+        ({"CaptureQueue__queueServiceUri": "http://127.0.0.1:10001/x"}, "CaptureQueue__queueServiceUri"),
+        ({"CAPTURE_CHECK_MAX_INTERVAL_SECONDS": "30"}, "CAPTURE_CHECK_MAX_INTERVAL_SECONDS"),
+        ({"CAPTURE_REQUEUE_AFTER_SECONDS": "60"}, "CAPTURE_REQUEUE_AFTER_SECONDS"),
     ],
 )
 def test_invalid_settings_name_the_setting(values, fragment, settings_from_env):
@@ -156,7 +163,7 @@ def test_invalid_overrides_are_rejected_with_their_location(values, settings_fro
 def test_every_setting_the_app_reads_is_in_the_readme_table():
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
-    documented = re.findall(r"^\| `([A-Z_]+)` \|", section, flags=re.MULTILINE)
+    documented = re.findall(r"^\| `([A-Za-z_]+)` \|", section, flags=re.MULTILINE)
     assert sorted(documented) == sorted(setting_names())
 
 

@@ -36,13 +36,21 @@ def host() -> Iterator[LocalHost]:
 
 def test_the_documented_functions_are_served(host: LocalHost) -> None:
     info = {f.name: f for f in host.functions}
-    assert set(info) == {"alert_webhook", "list_captures", "get_capture", "capture_monitor"}
+    assert set(info) == {
+        "alert_webhook",
+        "list_captures",
+        "get_capture",
+        "capture_monitor",
+        "capture_report",
+        "capture_report_poison",
+    }
     assert (info["alert_webhook"].route, info["alert_webhook"].methods) == ("/api/alerts", ("POST",))
     assert info["list_captures"].route == "/api/captures"
     assert info["get_capture"].route == "/api/captures/{name}"
     assert {info[n].auth_level for n in ("alert_webhook", "list_captures", "get_capture")} == {"function"}
     assert info["capture_monitor"].trigger == "timerTrigger"
     assert info["capture_monitor"].problem is None
+    assert info["capture_report"].trigger == "queueTrigger"
 
 
 def test_unknown_path_is_404(host: LocalHost) -> None:

@@ -10,10 +10,13 @@ from typing import Any
 
 import pytest
 
+import capture
 from capture.payloads import parse_alert
+from devhost.stack import capture_writer
 from emulator import Emulator
+from emulator.testing import SAMPLE_WORLD
 from tests.conftest import RG, SUB, VM_DB_1, VM_WEB_1, VM_WEU_1, VMSS_API, payload, request
-from tests.flow.conftest import arm_calls, captures
+from tests.flow.conftest import arm_calls, captures, point_app_at
 
 NO_AGENT = f"{RG}/rg-web/providers/Microsoft.Compute/virtualMachines/vm-noagent-01"
 NO_WATCHER = f"{RG}/rg-edge/providers/Microsoft.Compute/virtualMachines/vm-edge-01"
@@ -208,15 +211,27 @@ def test_arm_calls_cold_path_at_most_4_and_warm_path_at_most_2(call, emu):
     assert [m for m, _, _ in warm] == ["GET", "POST", "PUT"]
 
 
-def test_warm_path_is_two_arm_calls_once_the_monitor_cleaned_up(call, emu, functions, app_env):
-    app_env(CAPTURE_ALLOWED_SCOPES=f"/subscriptions/{SUB}", CAPTURE_BLOB_ENDPOINT="https://127.0.0.1:9")
-    assert post(call, manual(VM_WEB_1, "first"))[0] == 202
-    emu.advance(120)  # stopped on its time limit
-    functions["capture_monitor"].get_user_function()(None)  # reports and deletes it
-    assert captures(emu) == []
-    emu.clear_log()
-    assert post(call, manual(VM_WEB_1, "second"))[0] == 202
-    assert [m for m, _, _ in arm_calls(emu)] == ["GET", "PUT"]  # list captures, create
+def test_warm_path_is_two_arm_calls_once_the_follow_through_cleaned_up(
+    call, functions, queues, azurite, tls_files, monkeypatch
+):
+    # The emulator shares Azurite's certificate, so the app's one CA bundle trusts both.
+    with Emulator(SAMPLE_WORLD, time_scale=0.0, retry_after=0.0, cert_dir=tls_files[0].parent) as emu:
+        emu.on_capture_stopped = capture_writer(azurite, emu.ca_cert_path)
+        point_app_at(
+            emu,
+            monkeypatch,
+            CAPTURE_ALLOWED_SCOPES=f"/subscriptions/{SUB}",
+            CAPTURE_BLOB_ENDPOINT=azurite.blob_endpoint,
+        )
+        assert post(call, manual(VM_WEB_1, "first"))[0] == 202
+        emu.advance(120)  # stopped on its time limit
+        capture.app_context().monitor.clock = emu.clock.now_datetime
+        functions["capture_monitor"].get_user_function()(None)  # queues it
+        assert queues.drain() == ["ok"]  # the worker reports and deletes it
+        assert captures(emu) == []
+        emu.clear_log()
+        assert post(call, manual(VM_WEB_1, "second"))[0] == 202
+        assert [m for m, _, _ in arm_calls(emu)] == ["GET", "PUT"]  # list captures, create
 
 
 def test_classic_alert_carries_its_region_so_no_vm_lookup_is_needed(call, emu):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
+import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,14 +15,16 @@ import pytest
 
 import capture
 from capture import app_context
+from capture.monitor import owns
 from capture.orchestrator import Reservations
-from capture.recorder import Recorder, RecorderRun, is_ring, parse_post_path
+from capture.recorder import Recorder, RecorderRun, is_ring, owns_ring, parse_post_path, ring_name
 from devhost.stack import NotificationReceiver, capture_writer
 from emulator import Emulator
 from emulator.azurite import Azurite
 from emulator.testing import SAMPLE_WORLD
-from tests.conftest import RG, SUB, VM_DB_1, VM_WEB_1, VMSS_API, request
+from tests.conftest import RG, STORAGE_ID, SUB, VM_DB_1, VM_WEB_1, VMSS_API, request
 from tests.flow.conftest import point_app_at
+from tests.queues import Queues
 
 TAG = "capture-recorder"
 NOAGENT = f"{RG}/rg-web/providers/Microsoft.Compute/virtualMachines/vm-noagent-01"
@@ -40,8 +44,10 @@ def world(
     azurite: Azurite,
     tls_files: tuple[Path, Path],
     receiver: NotificationReceiver,
+    queues: Queues,
 ) -> Iterator[Emulator]:
-    """Emulator on a frozen clock writing ring files to Azurite; small rings (3 files of 1 MiB)."""
+    """Emulator on a frozen clock writing ring files to Azurite, the report queue in Azurite; small
+    rings (3 files of 1 MiB)."""
     with Emulator(SAMPLE_WORLD, time_scale=0.0, retry_after=0.0, cert_dir=tls_files[0].parent) as emu:
         emu.on_capture_stopped = capture_writer(azurite, emu.ca_cert_path)
         emu.world.find_vm("vm-web-1").behaviour.traffic_bytes_per_second = 20_000.0  # a file every 52 s
@@ -66,8 +72,12 @@ def tag(emu: Emulator, *targets: str, value: str = "on") -> None:
 
 
 def run(emu: Emulator) -> RecorderRun:
+    """One scheduler run (the timer's `Monitor.schedule`): the recorder's part of it."""
     ctx = app_context()
-    return ctx.recorder.run([SUB])
+    ctx.monitor.clock = ctx.recorder.clock = emu.clock.now_datetime
+    result = ctx.monitor.schedule().recorder
+    assert result is not None
+    return result
 
 
 def rings(emu: Emulator) -> list[dict[str, Any]]:
@@ -239,7 +249,7 @@ def test_stop_throttled_is_503_and_the_retry_freezes(world: Emulator, call: Any)
 
 
 def test_report_covers_before_and_after_the_alert_then_re_arms(
-    world: Emulator, call: Any, receiver: NotificationReceiver
+    world: Emulator, call: Any, receiver: NotificationReceiver, queues: Queues, tls_files: tuple[Path, Path]
 ) -> None:
     tag(world, VM_WEB_1)
     (first,) = run(world).armed
@@ -250,26 +260,79 @@ def test_report_covers_before_and_after_the_alert_then_re_arms(
     assert status == 202
     world.advance(61)  # the post-alert ring records CAPTURE_TIME_LIMIT_SECONDS (60 s), then stops
     result = run(world)
-    (report,) = result.reported
-    timeline = report.recorder
-    assert timeline is not None
+    (post,) = result.queued
+    assert result.armed == []  # one timeline message; not re-armed yet
+    (message,) = queues.peek()
+    assert (message["kind"], message["capture"]) == ("timeline", post)
+    assert run(world).already_queued == [post]  # the marker: the next run sends nothing
+    assert queues.drain() == ["ok"]
+    (sent,) = receiver.received
+    timeline = sent["capture"]["recorder"]
     assert timeline["secondsBefore"] > 120  # three files of ~52 s each before the alert
     assert timeline["secondsAfter"] > 30
     assert timeline["preFiles"] == 3 and timeline["postFiles"] >= 1
-    assert report.outcome == "completed"
-    assert report.notable[0].startswith("Evidence covers")
-    assert any("SYN" in line for line in report.notable)
-    (sent,) = receiver.received
-    assert sent["capture"]["name"] == first and sent["capture"]["recorder"]["alertAt"]
-    # Cleaned up and re-armed at once.
-    (ring,) = rings(world)
-    assert ring["name"].endswith("-g3")
+    assert sent["outcome"] == "completed"
+    assert (
+        sent["capture"]["name"] == first
+        and timeline["alertAt"] == alert_at.replace(microsecond=0).isoformat()
+    )
+    notable = sent["analysis"]["notable"]
+    assert notable[0].startswith("Evidence covers")
+    assert "SYN" in sent["headline"] and sent["headline"].endswith("; vm-web-1")
+    # The links, like any report's: the chart (the alert marked) and the summary; no single .cap.
+    links = sent["links"]
+    assert links["file"] is None and links["summary"] and links["chart"]
+    context = ssl.create_default_context(cafile=str(tls_files[0]))
+    with urllib.request.urlopen(links["chart"], context=context, timeout=10) as answer:
+        assert answer.read().startswith(b"\x89PNG")
+    # Both rings deleted after the delivery; a duplicate message is harmless (the post ring is gone).
+    assert rings(world) == []
+    queues.main.send_message(json.dumps(message).encode())
+    assert queues.drain() == ["ok"]
+    assert len(receiver.received) == 1
+    # The next run re-arms the VM.
+    (again,) = run(world).armed
+    assert again == first  # the name is free again; its folder is a new one
     world.advance(2)
+    (ring,) = rings(world)
     assert status_of(world, ring)["packetCaptureStatus"] == "Running"
 
 
+def test_an_undelivered_timeline_report_is_retried_then_reported_as_failed_and_re_armed(
+    world: Emulator,
+    call: Any,
+    receiver: NotificationReceiver,
+    queues: Queues,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tag(world, VM_WEB_1)
+    run(world)
+    world.advance(300)
+    alert(call, VM_WEB_1)
+    world.advance(61)
+    assert len(run(world).queued) == 1
+    monkeypatch.setenv("CAPTURE_NOTIFY_URL", f"{receiver.url},http://127.0.0.1:9/down")  # one URL always down
+    capture.reset()
+    app_context().recorder.clock = world.clock.now_datetime
+    outcomes = [outcome for _ in range(5) for outcome in queues.work()]
+    assert outcomes == ["ReportFailed"] * 5
+    assert (queues.count(), queues.count(poison=True)) == (0, 1)
+    assert len(rings(world)) == 2  # kept while no report was delivered
+    assert run(world).queued == []  # the message is not lost: it is in the poison queue
+    receiver.received.clear()
+    monkeypatch.setenv("CAPTURE_NOTIFY_URL", receiver.url)
+    capture.reset()
+    assert queues.work(poison=True) == ["ok"]
+    (sent,) = receiver.received
+    assert sent["outcome"] == "failed"
+    assert "could not be completed in 5 attempts" in sent["capture"]["stopReasonText"]
+    assert "notification failed" in sent["capture"]["stopReasonText"]
+    assert rings(world) == []  # the files stay in storage; the rings go, so the VM is armed again
+    assert len(run(world).armed) == 1
+
+
 def test_missing_files_are_reported_after_the_grace_and_the_vm_is_re_armed(
-    world: Emulator, call: Any, receiver: NotificationReceiver
+    world: Emulator, call: Any, receiver: NotificationReceiver, queues: Queues
 ) -> None:
     world.on_capture_stopped = None  # nothing reaches storage
     tag(world, VM_WEB_1)
@@ -277,14 +340,75 @@ def test_missing_files_are_reported_after_the_grace_and_the_vm_is_re_armed(
     world.advance(120)
     alert(call, VM_WEB_1)
     world.advance(61)
-    waiting = run(world)
-    assert waiting.reported == []  # within the grace: wait for the files
+    (post,) = run(world).queued
+    assert queues.drain() == ["ok"]  # within the grace: the worker releases the marker and waits
+    assert receiver.received == [] and len(rings(world)) == 2
     world.advance(300)
-    (report,) = run(world).reported
-    assert report.outcome == "failed"
-    assert "no capture files" in (report.stop_reason_text or "")
-    assert len(receiver.received) == 1
+    assert run(world).queued == [post]  # queued again
+    assert queues.drain() == ["ok"]
+    (sent,) = receiver.received
+    assert sent["outcome"] == "failed"
+    assert "no capture files" in (sent["capture"]["stopReasonText"] or "")
+    assert rings(world) == []
+    run(world)
     assert len(rings(world)) == 1
+
+
+def test_rings_and_captures_are_told_apart_and_nothing_foreign_is_touched(
+    world: Emulator, call: Any, receiver: NotificationReceiver, queues: Queues
+) -> None:
+    prefix = "alertcap"
+    # Named exactly like vm-web-1's first ring, but writing elsewhere in our account: not ours.
+    lookalike = ring_name(prefix, VM_WEB_1, 1)
+    world.seed_capture(lookalike, VM_WEB_1, time_limit_in_seconds=600)
+    # A ring name with vm-db-1's hash on vm-web-1, in our recorder layout: not ours either.
+    crossed = ring_name(prefix, VM_DB_1, 1)
+    world.seed_capture(
+        crossed,
+        VM_WEB_1,
+        time_limit_in_seconds=600,
+        properties={
+            "storageLocation": {
+                "storageId": STORAGE_ID,
+                "storagePath": "https://stcaptures.blob.core.windows.net/network-watcher-logs/recorder/"
+                f"vm-web-1/{crossed}.20260101T000000000Z/ring.cap",
+            }
+        },
+    )
+    foreign = {lookalike, crossed}
+    tag(world, VM_WEB_1)
+    (armed,) = run(world).armed
+    assert armed == ring_name(prefix, VM_WEB_1, 2)  # never a PUT over the look-alike's name
+    settings = app_context().settings
+    by_name = {c.name: c for c in app_context().arm.list_captures(_watcher())}
+    assert owns_ring(by_name[armed], settings) and not owns(by_name[armed], settings)
+    assert not any(owns_ring(by_name[n], settings) for n in foreign)
+    # An ordinary capture of ours is no ring; its report goes its own way.
+    started = alert(call, VM_DB_1, "db-incident")[1]["results"][0]["capture"]["name"]
+    by_name = {c.name: c for c in app_context().arm.list_captures(_watcher())}
+    assert owns(by_name[started], settings) and not owns_ring(by_name[started], settings)
+    # The alert freezes our ring, never the look-alikes; untagging disarms ours only.
+    world.advance(60)
+    status, answer = alert(call, VM_WEB_1)
+    assert (status, answer["status"]) == (202, "frozen")
+    assert answer["results"][0]["capture"]["name"] == armed
+    world.advance(61)
+    run(world)
+    queues.drain()
+    tag(world, VM_WEB_1, value="off")
+    run(world)
+    assert foreign <= {c["name"] for c in (world.capture_json(i) for i in world.capture_ids())}
+    for name in foreign:
+        capture_id = next(i for i in world.capture_ids() if i.endswith(f"/{name}"))
+        assert world.capture_status(capture_id)["packetCaptureStatus"] == "Running"
+
+
+def _watcher() -> Any:
+    from capture.arm import Watcher
+
+    return next(
+        w for w in app_context().arm.list_watchers(SUB) if isinstance(w, Watcher) and w.location == "eastus"
+    )
 
 
 def test_a_vm_without_the_agent_or_watcher_is_reported_once_then_backed_off(world: Emulator) -> None:

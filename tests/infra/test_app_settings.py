@@ -50,6 +50,7 @@ DEPLOYED_VALUES = {
     "CAPTURE_BLOB_ENDPOINT": "https://stcaptures.blob.core.windows.net/",
     "ARM_ENDPOINT": "https://management.azure.com/",
     "CAPTURE_ALLOWED_SCOPES": f"/subscriptions/{SUB}",
+    "CAPTURE_QUEUE_NAME": "capture-reports",  # captureQueueNames[0]
 }
 
 

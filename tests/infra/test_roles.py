@@ -21,6 +21,7 @@ import pytest
 
 from capture import app_context, reset
 from capture.monitor import Monitor
+from capture.recorder import RecorderRun
 from devhost.stack import NotificationReceiver, capture_writer
 from emulator import Emulator, RequestRecord
 from emulator.azurite import Azurite
@@ -28,6 +29,7 @@ from emulator.testing import SAMPLE_WORLD
 from tests.conftest import RG, VM_WEB_1, VM_WEU_1, VMSS_API, payload, request
 from tests.flow.conftest import point_app_at
 from tests.infra.bicep import main, module_body, module_file, reference, roles
+from tests.queues import Queues
 
 # Kinds of scope the custom roles are assigned at (infra/app/roles.json keys, main.bicep modules).
 WATCHERS = "watchers"  # the Network Watcher resource groups
@@ -224,6 +226,7 @@ def world(
     azurite: Azurite,
     tls_files: tuple[Path, Path],
     receiver: NotificationReceiver,
+    queues: Queues,
 ) -> Iterator[Emulator]:
     """The sample world writing capture files to Azurite; no allowed scopes, so the monitor lists subscriptions."""
     with Emulator(SAMPLE_WORLD, time_scale=0.0, retry_after=0.0, cert_dir=tls_files[0].parent) as emu:
@@ -237,12 +240,14 @@ def world(
         reset()
 
 
-def monitor() -> Monitor:
+def monitor(world: Emulator) -> Monitor:
+    """The process's monitor, on the emulator's clock."""
+    app_context().monitor.clock = world.clock.now_datetime
     return app_context().monitor
 
 
 @pytest.fixture
-def app_run(call, world, receiver) -> tuple[list[RequestRecord], dict[str, dict[str, Any]]]:
+def app_run(call, world, receiver, queues) -> tuple[list[RequestRecord], dict[str, dict[str, Any]]]:
     """Drive the app through everything it does against ARM; return the ARM log and the captures created."""
     world.clear_log()
     started = []
@@ -265,24 +270,31 @@ def app_run(call, world, receiver) -> tuple[list[RequestRecord], dict[str, dict[
         "get_capture", request("GET", f"/api/captures/{started[0]}", route_params={"name": started[0]})
     )
     assert status == 200
-    world.advance(5)
-    assert monitor().run().still_open == 3
-    world.advance(120)
-    result = monitor().run()
-    assert sorted(r.name for r in result.reported) == sorted(started)
+    world.advance(125)  # ended: status queries, then queued
+    assert sorted(monitor(world).schedule().queued) == sorted(started)
+    assert queues.drain() == ["ok"] * 3  # the worker: get, status, delete
     assert len(receiver.received) == 3
-    # The flight recorder: arm a tagged VM, freeze it on an alert, report the timeline, disarm on untag.
-    ctx = app_context()
-    ctx.recorder.clock = world.clock.now_datetime
+    # The flight recorder, run by the scheduler: arm a tagged VM, freeze it on an alert, queue the
+    # timeline, the worker reports it, re-arm, disarm on untag.
+    app_context().recorder.clock = world.clock.now_datetime
     world.world.set_tags(RECORDED, {"capture-recorder": "on"})
-    assert len(ctx.recorder.run(ctx.monitor.subscriptions()).armed) == 1
+
+    def recorder_run() -> RecorderRun:
+        run = monitor(world).schedule().recorder
+        assert run is not None
+        return run
+
+    assert len(recorder_run().armed) == 1
     world.advance(60)
     status, answer, _ = call("alert_webhook", request(body={"targets": [RECORDED], "reason": "recorder"}))
     assert (status, answer["status"]) == (202, "frozen")
     world.advance(61)
-    assert len(ctx.recorder.run(ctx.monitor.subscriptions()).reported) == 1
+    assert len(recorder_run().queued) == 1
+    assert queues.drain() == ["ok"]  # the worker: get, status, get, status, delete both rings
+    assert len(receiver.received) == 4
+    assert len(recorder_run().armed) == 1  # re-armed by the run after the report
     world.world.set_tags(RECORDED, {})
-    assert len(ctx.recorder.run(ctx.monitor.subscriptions()).disarmed) == 1
+    assert len(recorder_run().disarmed) == 1
     assert {r.method for r in world.request_log} >= {"GET", "PUT", "POST", "DELETE"}
     return world.request_log, created
 
