@@ -82,7 +82,10 @@ REPLACE_BEFORE_SECONDS = 300
 # A VM whose ring cannot be created (no agent, no watcher) is retried after 5 min, doubling to 1 h.
 BACKOFF_FIRST_SECONDS = 300.0
 BACKOFF_MAX_SECONDS = 3600.0
-_RING = re.compile(r"^(?P<stem>.+-rec-[a-z0-9-]+-[0-9a-f]{8}-g)(?P<gen>\d{1,6})$")
+_RING = re.compile(r"^(?P<stem>.+-rec-[a-z0-9-]+-[0-9a-f]{8}-g)(?P<gen>\d{1,8})$")
+# Generations never go back: at least the minutes since this instant (8 digits last 190 years), so a
+# VM re-armed after its rings were reported and deleted never reuses a name (nor its stored report).
+_GENERATION_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 _STAMP = "%Y%m%dT%H%M%SZ"
 _SEGMENT_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -116,10 +119,12 @@ def _generation(name: str) -> int:
     return int(match.group("gen")) if match else 0
 
 
-def _next_generation(names: list[str], stem: str) -> int:
-    """One above every capture named with this VM's stem, ours or not: a PUT never overwrites another."""
+def _next_generation(names: list[str], stem: str, now: datetime) -> int:
+    """One above every capture named with this VM's stem, ours or not (a PUT never overwrites another),
+    and at least the minutes since _GENERATION_EPOCH (a name never recurs after the rings are gone)."""
     taken = [_generation(n) for n in names if n.startswith(stem) and _RING.match(n)]
-    return max(taken, default=0) + 1
+    floor = int((now - _GENERATION_EPOCH).total_seconds() // 60)
+    return max(max(taken, default=0) + 1, floor, 1)
 
 
 def owns_ring(resource: CaptureInfo, settings: Settings) -> bool:
@@ -339,7 +344,7 @@ class Recorder:
         post_name = ring_name(
             self.settings.name_prefix,
             owner,
-            _next_generation(names, ring_stem(self.settings.name_prefix, owner)),
+            _next_generation(names, ring_stem(self.settings.name_prefix, owner), self.clock()),
         )
         refusal = self.reservations.reserve(
             watcher, post_name, target, [c.name for c in captures], listed_at, self.settings.max_sessions
@@ -492,7 +497,9 @@ class Recorder:
                     backoff=False,
                 )
                 continue
-            generation = _next_generation(names, ring_stem(self.settings.name_prefix, target_id))
+            generation = _next_generation(
+                names, ring_stem(self.settings.name_prefix, target_id), self.clock()
+            )
             if self._arm(watcher, target_id, generation, names, listed_at, result):
                 active_rings += 1
 

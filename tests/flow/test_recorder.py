@@ -7,7 +7,7 @@ import ssl
 import threading
 import urllib.request
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +179,7 @@ def test_a_ring_near_its_session_end_is_replaced(world: Emulator) -> None:
     result = run(world)
     assert result.replaced == [first]
     ((ring),) = rings(world)
-    assert ring["name"] != first and ring["name"].endswith("-g2")
+    assert ring["name"] != first and _gen(ring["name"]) > _gen(first)
     world.advance(2)
     assert status_of(world, ring)["packetCaptureStatus"] == "Running"
 
@@ -292,7 +292,7 @@ def test_report_covers_before_and_after_the_alert_then_re_arms(
     assert len(receiver.received) == 1
     # The next run re-arms the VM.
     (again,) = run(world).armed
-    assert again == first  # the name is free again; its folder is a new one
+    assert _gen(again) > _gen(post) > _gen(first)  # never a name (or stored report) of before
     world.advance(2)
     (ring,) = rings(world)
     assert status_of(world, ring)["packetCaptureStatus"] == "Running"
@@ -358,8 +358,9 @@ def test_rings_and_captures_are_told_apart_and_nothing_foreign_is_touched(
     world: Emulator, call: Any, receiver: NotificationReceiver, queues: Queues
 ) -> None:
     prefix = "alertcap"
-    # Named exactly like vm-web-1's first ring, but writing elsewhere in our account: not ours.
-    lookalike = ring_name(prefix, VM_WEB_1, 1)
+    # Named exactly like vm-web-1's next ring, but writing elsewhere in our account: not ours.
+    minutes = int((world.clock.now_datetime() - datetime(2026, 1, 1, tzinfo=UTC)).total_seconds() // 60)
+    lookalike = ring_name(prefix, VM_WEB_1, minutes + 5)
     world.seed_capture(lookalike, VM_WEB_1, time_limit_in_seconds=600)
     # A ring name with vm-db-1's hash on vm-web-1, in our recorder layout: not ours either.
     crossed = ring_name(prefix, VM_DB_1, 1)
@@ -378,7 +379,7 @@ def test_rings_and_captures_are_told_apart_and_nothing_foreign_is_touched(
     foreign = {lookalike, crossed}
     tag(world, VM_WEB_1)
     (armed,) = run(world).armed
-    assert armed == ring_name(prefix, VM_WEB_1, 2)  # never a PUT over the look-alike's name
+    assert armed == ring_name(prefix, VM_WEB_1, minutes + 6)  # never a PUT over the look-alike's name
     settings = app_context().settings
     by_name = {c.name: c for c in app_context().arm.list_captures(_watcher())}
     assert owns_ring(by_name[armed], settings) and not owns(by_name[armed], settings)
@@ -401,6 +402,10 @@ def test_rings_and_captures_are_told_apart_and_nothing_foreign_is_touched(
     for name in foreign:
         capture_id = next(i for i in world.capture_ids() if i.endswith(f"/{name}"))
         assert world.capture_status(capture_id)["packetCaptureStatus"] == "Running"
+
+
+def _gen(name: str) -> int:
+    return int(name.rsplit("-g", 1)[1])
 
 
 def _watcher() -> Any:
