@@ -46,7 +46,17 @@ REGIONS: tuple[tuple[str, str, str], ...] = (
     ("eastus", "NetworkWatcherRG", "NetworkWatcher_eastus"),
     ("westeurope", "rg-network", "nw-weu-prod"),
 )
-SECTIONS = ("latency", "scaling", "storm", "coldstart", "faults", "delivery", "analysis", "followthrough")
+SECTIONS = (
+    "latency",
+    "scaling",
+    "storm",
+    "coldstart",
+    "faults",
+    "delivery",
+    "analysis",
+    "followthrough",
+    "recorder",
+)
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,7 @@ class Config:
     import_runs: int = 5
     analysis_size_mb: float = 200.0
     analysis_repeat: int = 3
+    recorder_runs: int = 5  # flight-recorder freezes (the first cold)
     followthrough_captures: int = 200  # captures finishing at once, worked by 1 and 2 worker processes
     followthrough_size_mb: float = 20.0
     page_size: int = 1000  # ARM list page size (resources, watchers, captures)
@@ -111,6 +122,7 @@ class Config:
             import_runs=2,
             analysis_size_mb=20.0,
             analysis_repeat=1,
+            recorder_runs=3,
             followthrough_captures=60,
             followthrough_size_mb=10.0,
         )
@@ -146,6 +158,7 @@ class Config:
             import_runs=1,
             analysis_size_mb=2.0,
             analysis_repeat=1,
+            recorder_runs=2,
             page_size=50,
             retry_after=0,
         )

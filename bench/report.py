@@ -127,6 +127,26 @@ def evaluate_targets(results: dict[str, Any], cfg: dict[str, Any]) -> list[Targe
         )
     else:
         targets.append(Target("many-target delivery answered within the budget", "≤ 8 s", "-", None))
+    recorder = sections.get("recorder")
+    if recorder:
+        targets.append(
+            Target(
+                "alert → ring frozen, warm ARM calls",
+                "≤ 4",
+                f"{recorder['warm_arm_calls_max']} ({_n(recorder['warm_ms_p50'])} ms p50)",
+                recorder["warm_arm_calls_max"] <= 4 and recorder["all_frozen"],
+            )
+        )
+        targets.append(
+            Target(
+                "pre-alert traffic in the recorder's report",
+                "> 0 s",
+                f"{_n(recorder['pre_alert_seconds_p50'])} s",
+                bool(recorder["pre_alert_seconds_p50"]) and recorder["all_reported"],
+            )
+        )
+    else:
+        targets.append(Target("alert → ring frozen", "≤ 4 ARM calls", "-", None))
     return targets
 
 
@@ -430,6 +450,25 @@ def render(results: dict[str, Any], *, markdown: bool = False) -> str:
                 )
             )
         lines += _table(_kv_rows(pairs), markdown)
+    recorder = sections.get("recorder")
+    if recorder:
+        heading(
+            f"Flight recorder: alert → ring frozen ({len(recorder['runs'])} freezes, "
+            f"{_n(recorder['latency_ms'], 0)} ms ARM latency)"
+        )
+        lines += _table(
+            _kv_rows(
+                [
+                    ("cold: ms / ARM calls", f"{_n(recorder['cold_ms'])} ms / {recorder['cold_arm_calls']}"),
+                    (
+                        "warm: ms p50 / ARM calls",
+                        f"{_n(recorder['warm_ms_p50'])} ms / {recorder['warm_arm_calls_max']}",
+                    ),
+                    ("pre-alert traffic in the report (p50)", f"{_n(recorder['pre_alert_seconds_p50'])} s"),
+                ]
+            ),
+            markdown,
+        )
     follow = sections.get("followthrough")
     if follow:
         first = follow["runs"][0]

@@ -60,6 +60,10 @@ def _section(name: str) -> Callable[[Config], dict[str, Any]]:
         return coldstart_section
     if name == "analysis":
         return _analysis
+    if name == "recorder":
+        from bench.recorder_bench import recorder_section
+
+        return recorder_section
     if name == "followthrough":
         return _followthrough
     raise ValueError(f"unknown section {name!r}")

@@ -35,6 +35,7 @@ __all__ = [
     "CaptureInfo",
     "CaptureStatus",
     "DeadlineExceeded",
+    "Tagged",
     "VmFacts",
     "Watcher",
     "call_scope",
@@ -211,6 +212,15 @@ class VmFacts:
 
     location: str
     os_type: str | None  # "Linux" / "Windows", None when Azure did not say
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """A resource found by its tag: what the recorder needs to arm it without reading it."""
+
+    id: str
+    type: str
+    location: str
 
 
 @dataclass(frozen=True)
@@ -498,6 +508,23 @@ class Arm:
                 return False
             raise
         return True
+
+    def stop_capture(self, watcher: Watcher, name: str) -> None:
+        """Ask Network Watcher to stop a capture; returns once ARM accepted (202), no waiting on the LRO."""
+        client = self.network(watcher.subscription)
+        self.call(
+            client.packet_captures.begin_stop, watcher.resource_group, watcher.name, name, polling=False
+        )
+
+    def tagged(self, subscription: str, tag: str, value: str) -> list[Tagged]:
+        """The subscription's resources tagged `tag: value`, in one list (ARM filters; no tags come back)."""
+        client = self.resources(subscription)
+        flt = f"tagName eq '{tag}' and tagValue eq '{value}'"
+        return [
+            Tagged(str(r.id), str(r.type or ""), (r.location or "").replace(" ", "").casefold())
+            for r in self.call(lambda **kw: list(client.resources.list(filter=flt, **kw)))
+            if r.id
+        ]
 
     def list_subscriptions(self) -> list[str]:
         """Subscriptions the identity can see (used when no allowed scopes are configured)."""

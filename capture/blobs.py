@@ -16,8 +16,9 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from capture.naming import CONTAINER, blob_location, parse_storage_path
 from capture.settings import Settings
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient, UserDelegationKey
 
 
-__all__ = ["Analyzer", "Blobs", "account_url"]
+__all__ = ["Analyzer", "Blobs", "Timeline", "account_url"]
 log = logging.getLogger(__name__)
 
 REPORTS_PREFIX = "alert-captures/_reports/"
@@ -132,7 +133,8 @@ class Blobs:
         """Read-only SAS links to the `.cap`, summary and chart of a finished capture, or None."""
         analysis = view.analysis or Analysis()
         paths = {
-            "file": view.storage_path if view.outcome == "completed" else None,
+            # a frozen ring's timeline is many files (its report lists them): the chart and summary link
+            "file": view.storage_path if view.outcome == "completed" and view.recorder is None else None,
             "summary": analysis.summary_path,
             "chart": analysis.chart_path,
         }
@@ -148,7 +150,7 @@ class Blobs:
         lifetime = timedelta(hours=self.settings.link_lifetime_hours)
         expires = min(now + lifetime, _parse_time(key.signed_expiry))
         links = Links(expires=expires)
-        for field, path in paths.items():
+        for kind, path in paths.items():
             if not path:
                 continue
             container, name = blob_location(path)
@@ -162,9 +164,9 @@ class Blobs:
                 start=now - CLOCK_SKEW,
                 expiry=expires,
                 # the .cap downloads under its own name; the chart and summary open in the browser
-                content_disposition=f'attachment; filename="{filename}"' if field == "file" else None,
+                content_disposition=f'attachment; filename="{filename}"' if kind == "file" else None,
             )
-            setattr(links, field, f"{service.get_blob_client(container, name).url}?{sas}")
+            setattr(links, kind, f"{service.get_blob_client(container, name).url}?{sas}")
         return links
 
     def _delegation_key(self, url: str, service: BlobServiceClient, now: datetime) -> UserDelegationKey:
@@ -184,6 +186,40 @@ class Blobs:
             self._keys[url] = key
         return key
 
+    def timeline(
+        self,
+        storage_path: str,
+        folder: str,
+        alert_at: datetime,
+        *,
+        only_complete: bool = False,
+        vm: str | None = None,
+        rule: str | None = None,
+    ) -> Timeline:
+        """A frozen ring's files (and its post-alert ring's) under `folder`, analysed as one timeline
+        (with `only_complete`, only once files from both before and after the alert are there)."""
+        url = account_url(self.settings, storage_path or None)
+        if url is None:
+            return Timeline(Analysis(error="no storage account configured"))
+        container = blob_location(storage_path)[0] if storage_path else CONTAINER
+        base = f"{storage_path.split(f'/{container}/', 1)[0]}/{container}/"
+        return _timeline(
+            self.service(url),
+            container,
+            base,
+            folder,
+            alert_at,
+            self.settings.analyze,
+            only_complete,
+            (vm, rule),
+        )
+
+    def store_report(self, report: CaptureView) -> None:
+        """Keep a final report where `GET /api/captures/{name}` finds it."""
+        url = account_url(self.settings, report.storage_path)
+        if url is not None:
+            _store_report(report, self.service(url))
+
     def final_report(self, name: str) -> CaptureView | None:
         """The stored report of a finished capture, or None."""
         from azure.core.exceptions import AzureError
@@ -197,6 +233,91 @@ class Blobs:
         except AzureError:
             return None
         return CaptureView.model_validate_json(data)
+
+
+@dataclass
+class Timeline:
+    """A frozen ring's timeline: its analysis, what it covers around the alert, and what is missing."""
+
+    analysis: Analysis
+    summary: dict[str, Any] = field(default_factory=dict)
+    pre_files: int = 0
+    post_files: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.pre_files > 0 and self.post_files > 0
+
+    @property
+    def missing_text(self) -> str:
+        missing = [w for w, n in (("before", self.pre_files), ("after", self.post_files)) if not n]
+        return f"no capture files from {' or '.join(missing)} the alert were found in storage"
+
+
+def _timeline(
+    service: BlobServiceClient,
+    container: str,
+    base: str,
+    folder: str,
+    alert_at: datetime,
+    analyze_files: bool,
+    only_complete: bool,
+    titles: tuple[str | None, str | None] = (None, None),
+) -> Timeline:
+    """List the folder (never guess names), sort its files by first packet, analyse them as one stream."""
+    from azure.core.exceptions import AzureError
+
+    from capture.analysis import CaptureReadError, analyze
+    from capture.charts import render_chart
+    from capture.timeline import PCAP_HEADER, ChainedFiles, TimelineFile, first_packet_time, summarize
+
+    client = service.get_container_client(container)
+    timeline = Timeline(Analysis())
+    try:
+        names = [b.name for b in client.list_blobs(name_starts_with=folder) if b.name.endswith(".cap")]
+        files = []
+        for name in names:
+            head = client.get_blob_client(name).download_blob(offset=0, length=PCAP_HEADER + 8).readall()
+            post = name[len(folder) :].startswith("post/")
+            files.append(TimelineFile(name, post, first_packet_time(head), head))
+    except AzureError as exc:
+        timeline.analysis.error = f"storage refused the listing: {type(exc).__name__}"
+        return timeline
+    files = sorted((f for f in files if f.first is not None), key=lambda f: (f.first or 0.0, f.name))
+    timeline.pre_files = sum(1 for f in files if not f.post)
+    timeline.post_files = sum(1 for f in files if f.post)
+    timeline.summary = {"files": [f.name for f in files]}
+    if only_complete and not timeline.complete:
+        return timeline
+    if not files or not analyze_files:
+        if not files:
+            timeline.analysis.error = "no capture files were found under the ring's folder"
+        return timeline
+    stream = ChainedFiles(files, lambda name: cast(BinaryIO, client.get_blob_client(name).download_blob()))
+    try:
+        findings = analyze(cast(BinaryIO, stream))
+    except (CaptureReadError, AzureError) as exc:
+        timeline.analysis.error = f"the ring's files could not be read: {type(exc).__name__}"
+        return timeline
+    summary, lines = summarize(findings, alert_at, timeline.pre_files, timeline.post_files)
+    timeline.summary.update(summary)
+    timeline.analysis.findings = findings.to_dict()
+    timeline.analysis.headline = findings.headline or None
+    timeline.analysis.notable = lines + [str(n) for n in timeline.analysis.findings.get("notable", [])]
+    try:
+        summary_name = f"{folder}timeline.summary.json"
+        client.get_blob_client(summary_name).upload_blob(
+            json.dumps({**timeline.summary, "findings": timeline.analysis.findings}, default=str).encode(),
+            overwrite=True,
+        )
+        chart = render_chart(findings, vm=titles[0], alert=titles[1], alert_time=alert_at)
+        client.get_blob_client(f"{folder}timeline.png").upload_blob(chart, overwrite=True)
+        # storage paths, as a capture's own summary and chart have: links are made from them
+        timeline.analysis.summary_path = f"{base}{summary_name}"
+        timeline.analysis.chart_path = f"{base}{folder}timeline.png"
+    except AzureError as exc:
+        log.warning("storing the timeline of %s failed: %s", folder, type(exc).__name__)
+    return timeline
 
 
 def _analyze_into(report: CaptureView, service: BlobServiceClient) -> None:

@@ -18,6 +18,7 @@ from capture.blobs import Blobs
 from capture.monitor import Monitor
 from capture.orchestrator import Orchestrator, Reservations
 from capture.queueing import ReportQueue
+from capture.recorder import Recorder
 from capture.settings import Settings, load_settings
 
 __all__ = ["AppContext", "app_context", "reset"]
@@ -31,9 +32,12 @@ class AppContext:
         self.arm = Arm(settings)
         self.reservations = Reservations()
         self.blobs = Blobs(settings, self.arm.credential)
-        self.orchestrator = Orchestrator(self.arm, settings, self.reservations)
         self.reports = ReportQueue(settings, self.arm.credential, self.blobs)
-        self.monitor = Monitor(self.arm, settings, analyzer=self.blobs.analyzer(), queue=self.reports)
+        self.recorder = Recorder(self.arm, settings, self.reservations, self.blobs, queue=self.reports)
+        self.orchestrator = Orchestrator(self.arm, settings, self.reservations, self.recorder)
+        self.monitor = Monitor(
+            self.arm, settings, analyzer=self.blobs.analyzer(), queue=self.reports, recorder=self.recorder
+        )
 
 
 _current: AppContext | None = None

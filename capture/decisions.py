@@ -21,6 +21,7 @@ __all__ = ["Outcome", "Plan", "TargetResult", "outcome_for", "plan"]
 
 class Outcome(StrEnum):
     STARTED = "started"
+    FROZEN = "frozen"  # a flight-recorder ring was stopped: its files hold the traffic before the alert
     DUPLICATE = "duplicate"
     LIMITED = "limited"
     IGNORED = "ignored"
@@ -39,6 +40,7 @@ class TargetResult:
     reason: str
     capture: CaptureView | None = None
     error: dict[str, str] | None = None
+    window: dict[str, object] | None = None  # `frozen`: the time and bytes the ring holds
 
     @classmethod
     def from_arm_error(cls, target: str | None, exc: ArmError) -> TargetResult:

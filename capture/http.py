@@ -14,6 +14,7 @@ from capture.context import app_context
 from capture.errors import InputError
 from capture.monitor import ReportFailed
 from capture.queueing import parse_request
+from capture.recorder import RecorderRun
 from capture.settings import DEFAULT_MONITOR_SCHEDULE, DEFAULT_QUEUE_NAME, SettingsError
 from capture.webhook import Answer, arm_failure, handle_alert, rejected
 
@@ -129,10 +130,35 @@ def get_capture(req: func.HttpRequest) -> func.HttpResponse:
     return guarded(work)
 
 
+def _log_recorder(run: RecorderRun | None) -> None:
+    """The flight recorder's part of a scheduler run, in one log line."""
+    if run is None or (run.skipped and not run.errors):
+        return
+    busy = run.armed or run.replaced or run.disarmed or run.queued or run.problems or run.errors
+    log.log(
+        logging.INFO if busy else logging.DEBUG,
+        json.dumps(
+            {
+                "event": "recorder_run",
+                "armed": run.armed,
+                "replaced": run.replaced,
+                "disarmed": run.disarmed,
+                "postStopped": run.post_stopped,
+                "queued": run.queued,
+                "problems": len(run.problems),
+                "errors": run.errors[:5],
+                "armCalls": run.arm_calls,
+            }
+        ),
+    )
+
+
 @bp.timer_trigger(arg_name="timer", schedule=_monitor_schedule(), run_on_startup=False)
 def capture_monitor(timer: func.TimerRequest) -> None:
-    """Schedule, not work: queue one message per capture that has ended (status asked only when due)."""
+    """Schedule, not work: queue one message per capture that has ended (status asked only when due),
+    and keep the flight recorder's rings armed, replaced and re-armed (a frozen timeline is queued too)."""
     result = app_context().monitor.schedule()
+    _log_recorder(result.recorder)
     busy = result.queued or result.errors
     log.log(
         logging.INFO if busy else logging.DEBUG,

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from capture.arm import Arm, ArmError, CaptureInfo, CaptureStatus, Watcher, call_scope, watcher_from_id
 from capture.blobs import Analyzer
@@ -39,7 +39,10 @@ from capture.schedule import is_due
 from capture.settings import Settings
 from capture.views import Analysis, CaptureView, capture_view, stop_reason_text
 
-__all__ = ["Monitor", "OurCapture", "ReportFailed", "ReportResult", "ScheduleResult", "owns"]
+if TYPE_CHECKING:
+    from capture.recorder import Recorder, RecorderRun
+
+__all__ = ["Listing", "Monitor", "OurCapture", "ReportFailed", "ReportResult", "ScheduleResult", "owns"]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +112,16 @@ class OurCapture:
         return capture_view(self.resource, self.watcher, status, status_error)
 
 
+@dataclass(frozen=True)
+class Listing:
+    """One watcher's captures as one scheduler run listed them (shared with the flight recorder)."""
+
+    subscription: str
+    watcher: Watcher
+    captures: list[CaptureInfo]
+    listed_at: float  # time.monotonic() when the list was asked for (reservations compare to it)
+
+
 @dataclass
 class ScheduleResult:
     """What one scheduler run did (also what tests, the demo and the benchmark look at)."""
@@ -120,6 +133,7 @@ class ScheduleResult:
     errors: list[str] = field(default_factory=list)
     arm_calls: int = 0
     skipped: bool = False
+    recorder: RecorderRun | None = None  # the flight recorder's part of the run (None: not enabled)
 
 
 @dataclass
@@ -142,8 +156,10 @@ class Monitor:
         analyzer: Analyzer | None = None,
         clock: Callable[[], datetime] | None = None,
         queue: ReportQueue | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.arm = arm
+        self.recorder = recorder
         self.settings = settings
         self.analyzer = analyzer
         self.queue = queue
@@ -161,11 +177,17 @@ class Monitor:
 
     def our_captures(self) -> Iterator[OurCapture]:
         """Every capture of ours: one list per subscription (watchers) and one per watcher."""
-        for subscription in self.subscriptions():
+        for listing in self.listings(self.subscriptions()):
+            for resource in listing.captures:
+                if owns(resource, self.settings):
+                    yield OurCapture(listing.watcher, resource)
+
+    def listings(self, subscriptions: list[str]) -> Iterator[Listing]:
+        """Every watcher's captures (ours or not): one list per subscription and one per watcher."""
+        for subscription in subscriptions:
             for watcher in self.arm.list_watchers(subscription):
-                for resource in self.arm.list_captures(watcher):
-                    if owns(resource, self.settings):
-                        yield OurCapture(watcher, resource)
+                listed_at = time.monotonic()
+                yield Listing(subscription, watcher, self.arm.list_captures(watcher), listed_at)
 
     def live(self, capture: OurCapture) -> CaptureView:
         """The capture's view with its current status (or why the status could not be read)."""
@@ -183,13 +205,35 @@ class Monitor:
     # -- the scheduler (timer) -------------------------------------------------------------------
 
     def schedule(self) -> ScheduleResult:
-        """One pass: queue every due capture that has ended; never raises for one capture's trouble."""
+        """One pass: queue every due capture that has ended, then the flight recorder's pass over the
+        same subscriptions (arm, replace, disarm, queue frozen timelines); never raises for one capture's
+        or one VM's trouble."""
         if not self._run_lock.acquire(blocking=False):
             return ScheduleResult(skipped=True)
         try:
             with call_scope() as scope:
-                result = self._schedule()
+                try:
+                    subscriptions = self.subscriptions()
+                except ArmError as exc:
+                    log.warning(json.dumps({"event": "monitor_error", "error": exc.code}))
+                    return ScheduleResult(
+                        errors=[f"listing captures failed: ({exc.code}) {exc.message}"],
+                        arm_calls=scope.calls,
+                    )
+                listings: list[Listing] | None = None
+                try:
+                    listings = list(self.listings(subscriptions))
+                except ArmError as exc:
+                    log.warning(json.dumps({"event": "monitor_error", "error": exc.code}))
+                    result = ScheduleResult(errors=[f"listing captures failed: ({exc.code}) {exc.message}"])
+                else:
+                    result = self._schedule(listings)
             result.arm_calls = scope.calls
+            if self.recorder is not None and self.recorder.enabled:
+                # The same subscriptions and capture lists (the recorder adds one tag-filtered resource
+                # list per subscription), in the recorder's own call scope.
+                result.recorder = self.recorder.run(subscriptions, listings)
+                result.arm_calls += result.recorder.arm_calls
             return result
         finally:
             self._run_lock.release()
@@ -206,15 +250,15 @@ class Monitor:
             age, limit, window=window, max_interval=longest, grace=self.settings.start_grace_seconds
         )
 
-    def _schedule(self) -> ScheduleResult:
+    def _schedule(self, listings: list[Listing]) -> ScheduleResult:
         result = ScheduleResult()
         now = self.clock()
-        try:
-            captures = list(self.our_captures())
-        except ArmError as exc:
-            result.errors.append(f"listing captures failed: ({exc.code}) {exc.message}")
-            log.warning(json.dumps({"event": "monitor_error", "error": exc.code}))
-            return result
+        captures = [
+            OurCapture(listing.watcher, resource)
+            for listing in listings
+            for resource in listing.captures
+            if owns(resource, self.settings)
+        ]
         for capture in captures:
             state = fold(capture.resource.provisioning_state or "")
             if state == "deleting":
@@ -310,7 +354,7 @@ class Monitor:
         started = time.monotonic()
         with call_scope() as scope:
             try:
-                result = self._report(request)
+                result = self._timeline(request) if request.kind == "timeline" else self._report(request)
             except ArmError as exc:
                 self._note(request, f"Azure: ({exc.code}) {exc.message}")
                 raise ReportFailed(f"({exc.code}) {exc.message}") from None
@@ -327,6 +371,11 @@ class Monitor:
             )
         )
         return result
+
+    def _timeline(self, request: ReportRequest) -> ReportResult:
+        if self.recorder is None:
+            return ReportResult(request.capture, "not_ours")
+        return self.recorder.report(request)
 
     def _note(self, request: ReportRequest, error: str) -> None:
         if self.queue is not None:
@@ -376,6 +425,8 @@ class Monitor:
 
     def report_poisoned(self, request: ReportRequest, attempts: int) -> ReportResult:
         """Report a capture whose message kept failing as failed, and keep it; raises when undelivered."""
+        if request.kind == "timeline" and self.recorder is not None:
+            return self.recorder.report_poisoned(request, attempts)
         with call_scope() as scope:
             try:
                 capture = self._current(request)

@@ -58,10 +58,15 @@ Enqueued = Literal["queued", "requeued", "already_queued", "poisoned", "failed"]
 
 
 class ReportRequest(BaseModel):
-    """The queue message: which capture to report (everything else is read again from ARM)."""
+    """The queue message: which capture to report (everything else is read again from ARM).
+
+    `kind` "timeline" names a flight-recorder post-alert ring: its report is the frozen ring's timeline
+    around the alert (capture.recorder); the marker sits beside the post ring's file like any other.
+    """
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
 
+    kind: Literal["capture", "timeline"] = "capture"
     capture: str = Field(min_length=1, max_length=80)
     watcher: str = Field(min_length=1, max_length=1000)
     region: str = Field(min_length=1, max_length=64)

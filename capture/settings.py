@@ -61,6 +61,11 @@ DEFAULT_LINUX_ROOT = "/var/captures"
 DEFAULT_WINDOWS_ROOT = "C:\\Captures"
 MAX_LOCAL_PATH = 200  # the file name (capture name + .cap) is appended; Windows paths stop at 260
 MAX_FILTERS = 10
+# Flight recorder: the tag that opts a VM in, and the shortest session worth replacing before it ends
+# (the scheduler replaces a ring in its last 5 minutes, so a shorter session would never settle).
+DEFAULT_RECORDER_TAG = "capture-recorder"
+MIN_RECORDER_SESSION_SECONDS = 900
+_TAG_NAME = re.compile(r"^[^<>%&\\?/'*]{1,512}$")
 _NAME_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,23}$")
 _PORT = re.compile(r"[0-9]{1,5}")
 _NUMBER = re.compile(r"[0-9]{1,12}")
@@ -238,6 +243,12 @@ class Settings(BaseSettings):
     notify_format: Literal["json", "teams", "slack"] = "json"
     blob_endpoint: str | None = None
     analyze: bool = True
+    # The flight recorder (capture/recorder.py): continuous-capture rings on VMs tagged `<tag>: on`.
+    recorder_tag: str = DEFAULT_RECORDER_TAG
+    recorder_max: int = Field(default=2, ge=0, le=10000)
+    recorder_file_count: int = Field(default=10, ge=1, le=10000)
+    recorder_file_size_bytes: int = Field(default=400 * 1024 * 1024, ge=102400, le=MAX_UINT32)
+    recorder_session_seconds: int = Field(default=86400, ge=MIN_RECORDER_SESSION_SECONDS, le=604800)
     # The follow-through queue: its name (the queue trigger's, read when the app is indexed) and the
     # queue service of the `CaptureQueue` connection the Functions host uses too (identity-based).
     queue_name: str = DEFAULT_QUEUE_NAME
@@ -319,6 +330,13 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute Windows folder such as C:\\Captures")
         return validate_local_path(value, LocalRoots(windows=value))
 
+    @field_validator("recorder_tag")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        if not _TAG_NAME.match(value):
+            raise ValueError("a tag name has 1-512 characters, none of < > % & \\ ? / ' *")
+        return value
+
     @field_validator("name_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
@@ -367,6 +385,11 @@ class Settings(BaseSettings):
     def storage_account_name(self) -> str | None:
         """The account name, the host part of the blob URLs the captures are written to."""
         return self.storage_account_id.rstrip("/").rsplit("/", 1)[-1] if self.storage_account_id else None
+
+    @property
+    def recorder_limit(self) -> int:
+        """Rings per watcher: CAPTURE_RECORDER_MAX, always leaving alerts one slot of CAPTURE_MAX_SESSIONS."""
+        return max(0, min(self.recorder_max, self.max_sessions - 1)) if self.storage_account_id else 0
 
     @property
     def local_roots(self) -> LocalRoots:

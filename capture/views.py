@@ -84,6 +84,7 @@ class CaptureView(_Camel):
     alert: AlertRef | None = None
     outcome: Literal["completed", "failed"] | None = None  # set once the capture has ended
     analysis: Analysis | None = None  # set in the final report
+    recorder: dict[str, Any] | None = None  # a frozen flight-recorder ring: its timeline around the alert
     links: Links | None = None  # set when read (GET /api/captures/{name}, the notification), never stored
     follow: str | None = None
 

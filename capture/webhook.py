@@ -70,6 +70,7 @@ STATUS_CODES: dict[Outcome, int] = {
     Outcome.REJECTED: 400,
     Outcome.UNAVAILABLE: 503,
     Outcome.STARTED: 202,
+    Outcome.FROZEN: 202,
     Outcome.FAILED: 502,
     Outcome.FORBIDDEN: 403,
     Outcome.LIMITED: 200,
@@ -162,6 +163,8 @@ def result_json(result: TargetResult) -> dict[str, Any]:
         body["capture"] = result.capture.to_json()
     if result.error is not None:
         body["error"] = result.error
+    if result.window is not None:
+        body["window"] = result.window
     return body
 
 
@@ -221,7 +224,7 @@ def handle_alert(
     }
     if len(results) > MAX_RESULTS:
         payload["resultsOmitted"] = len(results) - MAX_RESULTS
-    if word is Outcome.STARTED:
+    if word in (Outcome.STARTED, Outcome.FROZEN):
         payload["follow"] = FOLLOW
     delivery.log_summary(event, word, status_code, payload["counts"])
     return Answer(status_code, payload)

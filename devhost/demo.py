@@ -1,4 +1,5 @@
-"""`make demo`: start everything, post the sample alerts, follow the first capture to its report, exit."""
+"""`make demo`: start everything, post the sample alerts, follow the first capture to its report, then show
+the flight recorder (arm a tagged VM, an incident that starts 3 minutes before its alert, freeze, report)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,23 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from devhost.stack import ROOT, SAMPLES, LocalStack, printout
 
 REPORT = ROOT / ".run" / "demo-report.json"
+RECORDER_REPORT = ROOT / ".run" / "demo-recorder-report.json"
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+RECORDED_VM = (
+    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/"
+    "vm-web-02"
+)
+# Small rings for the demo: 5 files of 1 MiB at the VM's 20 kB/s hold the last ~4 minutes.
+RECORDER_SETTINGS = {
+    "CAPTURE_RECORDER_FILE_COUNT": "5",
+    "CAPTURE_RECORDER_FILE_SIZE_BYTES": "1048576",
+}
 
 
 def post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
@@ -62,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         monitor_interval=1.0,
         queue_poll_interval=0.5,
         echo_notifications=False,
+        settings=RECORDER_SETTINGS,
     ) as stack:
         assert stack.host is not None
         key = stack.host.key
@@ -100,6 +114,63 @@ def main(argv: Sequence[str] | None = None) -> int:
         REPORT.parent.mkdir(exist_ok=True)
         REPORT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"\nFull report (GET /api/captures/{capture['name']}): {REPORT.relative_to(ROOT)}")
+        return flight_recorder(stack, f"{base}/alerts?code={key}", args.timeout)
+
+
+def flight_recorder(stack: LocalStack, alerts_url: str, timeout: float) -> int:
+    """Tag a VM, let the timer arm its ring, start an incident 3 minutes before the alert, freeze, report."""
+    from capture import app_context
+    from capture.recorder import is_ring
+
+    emulator = stack.emulator
+    # The app's recorder reads the emulated clock, as its packets do (dev only: Azure has one clock).
+    app_context().recorder.clock = emulator.clock.now_datetime
+    emulator.world.find_vm("vm-web-02").behaviour.traffic_bytes_per_second = 20_000.0
+    emulator.world.set_tags(RECORDED_VM, {"capture-recorder": "on"})
+    print("\nFlight recorder: tagged vm-web-02 capture-recorder=on; waiting for the timer to arm its ring…")
+    deadline = time.monotonic() + timeout
+
+    def ring() -> str | None:
+        names = [emulator.capture_json(i)["name"] for i in emulator.capture_ids()]
+        return next((n for n in names if is_ring(n, "alertcap")), None)
+
+    while ring() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    armed = ring()
+    if armed is None:
+        print("the ring was not armed in time")
+        return 1
+    print(f"  armed    {armed} (continuous capture: 5 files x 1 MiB)")
+    emulator.advance(420)  # 7 quiet minutes go by...
+    alert_at = emulator.clock.now_datetime()
+    emulator.start_anomaly(RECORDED_VM, alert_at - timedelta(minutes=3))  # ...a SYN flood began 3 min ago
+    body = {"targets": [RECORDED_VM], "reason": "vm-web-02 slow (flight recorder demo)"}
+    status, answer = post(alerts_url, json.dumps(body).encode())
+    line = (answer.get("results") or [{}])[0]
+    print(f"  alert    HTTP {status} {answer.get('status')}: {line.get('reason')}")
+    if status != 202:
+        return 1
+    emulator.advance(65)  # the post-alert ring records CAPTURE_TIME_LIMIT_SECONDS, then stops
+    print("  waiting for the timer to queue the frozen timeline and the queue worker to report it…")
+    report = None
+    while report is None and time.monotonic() < deadline:
+        report = next((n for n in stack.receiver.received if n["capture"]["name"] == armed), None)
+        if report is None:
+            time.sleep(0.2)
+    if report is None:
+        print("no recorder report arrived in time")
+        return 1
+    timeline = report["capture"].get("recorder") or {}
+    print(f"\n{printout(report, emulator.ca_cert_path)}")
+    print(f"\nRecorder report ({report['outcome']}): {report['capture']['stopReasonText']}")
+    print(
+        f"  evidence {timeline.get('start')} .. {timeline.get('end')} (alert {timeline.get('alertAt')}): "
+        f"{timeline.get('preFiles')} files before, {timeline.get('postFiles')} after"
+    )
+    for note in report["analysis"]["notable"] or [report["analysis"].get("error") or "no findings"]:
+        print(f"  • {note}")
+    RECORDER_REPORT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"\nFull recorder report: {RECORDER_REPORT.relative_to(ROOT)}")
     return 0
 
 

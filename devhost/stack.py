@@ -125,11 +125,40 @@ def save_chart(url: str, ca_bundle: str, path: Path) -> Path:
     return path
 
 
+# Each ring file is generated at most this big, which keeps the local stack quick.
+RING_FILE_MAX_BYTES = 1_000_000
+
+
 def capture_writer(azurite: Azurite, ca_bundle: str) -> Any:
     """The emulator's stop hook: write a real capture file where the capture said it would be."""
 
     def write(stopped: StoppedCapture) -> None:
         if not stopped.storage_path:
+            return
+        for ring_file in stopped.ring_files:
+            # A continuous capture leaves the files its ring kept, each one window of the VM's traffic.
+            if ring_file.storage_path is None:
+                continue
+            part = generate_for_capture(
+                scenario=stopped.scenario,
+                start=ring_file.start_time,
+                stop=ring_file.stop_time,
+                bytes_per_packet=stopped.bytes_per_packet,
+                total_bytes_per_session=stopped.file_size_bytes,
+                traffic_bytes_per_second=stopped.traffic_bytes_per_second,
+                filters=stopped.filters,
+                seed=ring_file.sequence,
+                max_bytes=RING_FILE_MAX_BYTES,
+                anomaly_start=stopped.anomaly_start,
+            )
+            upload_capture(
+                azurite.blob_endpoint,
+                dev_credential(),
+                ring_file.storage_path,
+                part.data,
+                connection_verify=ca_bundle,
+            )
+        if stopped.ring_files:
             return
         generated = generate_for_capture(
             scenario=stopped.scenario,
@@ -139,6 +168,7 @@ def capture_writer(azurite: Azurite, ca_bundle: str) -> Any:
             total_bytes_per_session=stopped.total_bytes_per_session,
             traffic_bytes_per_second=stopped.traffic_bytes_per_second,
             filters=stopped.filters,
+            anomaly_start=stopped.anomaly_start,
         )
         upload_capture(
             azurite.blob_endpoint,
@@ -206,13 +236,15 @@ class LocalStack:
         return self
 
     def _app_on_emulated_time(self) -> None:
-        """The scheduler decides which captures are due from their age: let it read the emulator's
-        clock, so `--time-scale` speeds up the follow-through as it speeds up the captures."""
+        """The scheduler decides which captures are due from their age, the flight recorder when a ring
+        ends: let both read the emulator's clock, so `--time-scale` speeds up the follow-through as it
+        speeds up the captures."""
         import capture
 
         # With invalid settings there is no monitor; every request says what is wrong.
         with contextlib.suppress(capture.SettingsError):
-            capture.app_context().monitor.clock = self.emulator.clock.now_datetime
+            ctx = capture.app_context()
+            ctx.monitor.clock = ctx.recorder.clock = self.emulator.clock.now_datetime
 
     def app_settings(self) -> dict[str, str]:
         """The application settings a real Function App would have, aimed at the local pieces."""

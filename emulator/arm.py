@@ -88,6 +88,10 @@ COMPUTE_API_VERSIONS = (
 )
 _DATE_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-(preview|privatepreview|beta|alpha))?$")
 _FILTER_EQ = re.compile(r"^\s*(resourceType|location|name|resourceGroup)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
+# Resources - List by tag [DOC resources.list $filter]: "tagName eq 'x' and tagValue eq 'y'" (the pair only).
+_FILTER_TAG = re.compile(
+    r"^\s*tagName\s+eq\s+'([^']*)'(?:\s+and\s+tagValue\s+eq\s+'([^']*)')?\s*$", re.IGNORECASE
+)
 _FILTER_SUB = re.compile(r"^\s*substringof\(\s*'([^']*)'\s*,\s*(name|resourceGroup)\s*\)\s*$", re.IGNORECASE)
 _AND = re.compile(r"\s+and\s+", re.IGNORECASE)
 
@@ -395,7 +399,17 @@ class ArmService:
         if resource_group is not None:
             rg = fold(resource_group)
             preds.append(lambda it: fold(str(it["id"]).split("/")[4]) == rg)
-        if filt:
+        tag = _FILTER_TAG.match(str(filt)) if filt else None
+        if tag:
+            # Tag names are case-insensitive in ARM, tag values case-sensitive [DOC tag resources].
+            name, value = fold(tag.group(1)), tag.group(2)
+            preds.append(
+                lambda it: any(
+                    fold(k) == name and (value is None or v == value)
+                    for k, v in (it.get("tags") or {}).items()
+                )
+            )
+        elif filt:
             for clause in _AND.split(str(filt)):
                 m = _FILTER_EQ.match(clause)
                 s = _FILTER_SUB.match(clause)
@@ -411,10 +425,13 @@ class ArmService:
                         "InvalidFilterInQueryString",
                         f"The $filter '{filt}' is not supported by the "
                         "emulator: use eq on resourceType/location/name/resourceGroup or substringof on "
-                        "name/resourceGroup, joined by 'and'.",
+                        "name/resourceGroup, joined by 'and', or tagName eq '...' and tagValue eq '...'.",
                     )
         if preds:
             items = [it for it in items if all(p(it) for p in preds)]
+        if tag and tag.group(2) is not None:
+            # "When you filter by a tag name and value, the tags for each resource are not returned" [DOC].
+            items = [{k: v for k, v in it.items() if k != "tags"} for it in items]
         size: int | None = None
         if top is not None:
             try:

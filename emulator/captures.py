@@ -10,6 +10,12 @@ Lifecycle (all on the emulated clock, computed from the capture's fields, never 
   ``Stopped``/``MaxBytesExceeded`` when the VM's traffic rate fills ``totalBytesPerSession`` (UNCONFIRMED
   string, the emulator's choice), ``Error`` + ``[failure]`` for a VM with ``failure``, or
   ``Stopped``/``Manual`` after a stop request (UNCONFIRMED string, the emulator's choice).
+
+Continuous capture (``continuousCapture: true``, docs/EMULATOR.md "Continuous capture"): a ring of files.
+Files roll every ``fileSizeInBytes`` at the VM's traffic rate, only the newest ``fileCount`` are kept,
+``sessionTimeLimitInSeconds`` ends the session (``Stopped``/``TimeExceeded``, UNCONFIRMED), and the kept
+files reach storage once the session has stopped, named ``{storagePath without .cap}_{sequence:05d}.cap``
+(UNCONFIRMED: no public source shows a continuous capture's blob names).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import math
 import re
 import threading
 import uuid
@@ -42,7 +49,25 @@ TARGET_TYPES = ("AzureVM", "AzureVMSS")  # closed enum [SPEC common.json PacketC
 PROTOCOLS = ("TCP", "UDP", "Any")  # [SPEC PcProtocol]
 STOP_REASON_TIME = "TimeExceeded"  # observed [DOC, SPEC-0101]
 STOP_REASON_BYTES = "MaxBytesExceeded"  # UNCONFIRMED: the emulator's choice
-STOP_REASON_MANUAL = "Manual"  # UNCONFIRMED: the emulator's choice
+STOP_REASON_MANUAL = "Manual"  # [REC-VM ring buffer, docs/EMULATOR.md]: a stopped continuous capture
+# Ring defaults (swagger PacketCaptureSettings) and the rate assumed for a VM whose world gives none.
+DEFAULT_FILE_COUNT = 10
+DEFAULT_FILE_SIZE = 104857600
+DEFAULT_SESSION_SECONDS = 86400
+DEFAULT_RING_RATE = 100_000.0  # bytes/s, UNCONFIRMED: the emulator's choice
+# Refused next to continuousCapture (the PowerShell client's wording; UNCONFIRMED for ARM).
+NOT_WITH_CONTINUOUS = ("timeLimitInSeconds", "totalBytesPerSession")
+
+
+@dataclass(frozen=True)
+class RingFile:
+    """One file a continuous capture kept: where it goes and the traffic window it holds."""
+
+    sequence: int  # 1 = the session's first file; evicted files leave gaps below the first kept one
+    storage_path: str | None
+    local_path: str | None
+    start_time: dt.datetime
+    stop_time: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -84,6 +109,9 @@ class StoppedCapture:
     time_limit_seconds: int
     filters: tuple[dict[str, Any], ...]
     traffic_bytes_per_second: float | None  # the world's rate for the VM, if any
+    ring_files: tuple[RingFile, ...] = ()  # continuous capture: the files kept, oldest first
+    file_size_bytes: int | None = None  # continuous capture: fileSizeInBytes
+    anomaly_start: dt.datetime | None = None  # when the VM's scenario anomaly began, if set
 
 
 @dataclass(frozen=True)
@@ -114,6 +142,10 @@ class Capture:
     created: float
     agent_start_seconds: float
     provisioning_seconds: float
+    continuous: bool = False  # continuousCapture: true (a ring of files)
+    file_count: int = DEFAULT_FILE_COUNT
+    file_size: int = DEFAULT_FILE_SIZE
+    anomaly_start: float | None = None
     provisioned: bool = False  # set when the create operation reported its terminal status
     stop_requested_at: float | None = None
     notified: bool = False
@@ -188,10 +220,32 @@ class Capture:
         if self.stop_requested_at is None and self.run_state(now).status in ("NotStarted", "Running"):
             self.stop_requested_at = now
 
+    def ring_files(
+        self, start: float, end: float, storage: str | None, local: str | None
+    ) -> tuple[RingFile, ...]:
+        """The files a ring kept by ``end``: one per ``file_size`` bytes, the newest ``file_count``."""
+        if not self.continuous:
+            return ()
+        rate = self.effective_rate() or DEFAULT_RING_RATE
+        span = max(self.file_size / rate, 0.001)
+        written = max(1, math.ceil((end - start) / span - 1e-9))
+        first = max(1, written - max(self.file_count, 1) + 1)
+        return tuple(
+            RingFile(
+                sequence=n,
+                storage_path=ring_file_path(storage, n),
+                local_path=ring_file_path(local, n),
+                start_time=to_datetime(start + (n - 1) * span),
+                stop_time=to_datetime(min(end, start + n * span)),
+            )
+            for n in range(first, written + 1)
+        )
+
     def stopped_records(self, now: float) -> list[StoppedCapture]:
         st = self.run_state(now)
         if st.status != "Stopped" or st.start is None or st.end is None or st.stop_reason is None:
             return []
+        start, end = st.start, st.end
         # One file per instance only when several instances are captured; a single-instance scope writes
         # the path as given (UNCONFIRMED: the service's per-instance naming is undocumented).
         many = len(self.targets) > 1
@@ -206,9 +260,9 @@ class Capture:
                 instance_id=t.instance_id,
                 os_type=t.os_type,
                 scenario=t.scenario,
-                storage_path=per_target_path(self.storage_path, t, many),
+                storage_path=(storage := per_target_path(self.storage_path, t, many)),
                 storage_id=self.storage_id,
-                local_path=per_target_path(self.local_path, t, many),
+                local_path=(local := per_target_path(self.local_path, t, many)),
                 start_time=to_datetime(st.start),
                 stop_time=to_datetime(st.end),
                 stop_reason=st.stop_reason,
@@ -217,6 +271,9 @@ class Capture:
                 time_limit_seconds=self.time_limit,
                 filters=tuple(dict(f) for f in self.properties["filters"]),
                 traffic_bytes_per_second=self.behaviour.traffic_bytes_per_second,
+                ring_files=self.ring_files(start, end, storage, local),
+                file_size_bytes=self.file_size if self.continuous else None,
+                anomaly_start=None if self.anomaly_start is None else to_datetime(self.anomaly_start),
             )
             for t in self.targets
         ]
@@ -406,6 +463,14 @@ def per_target_path(path: str | None, target: CaptureTarget, many: bool) -> str 
     return f"{path.rstrip('/')}/{target.instance_id}.cap"
 
 
+def ring_file_path(path: str | None, sequence: int) -> str | None:
+    """A ring's file ``sequence``: ``{path without .cap}_{sequence:05d}.cap`` (UNCONFIRMED naming)."""
+    if path is None:
+        return None
+    stem = path[:-4] if path.lower().endswith(".cap") else path.rstrip("/")
+    return f"{stem}_{sequence:05d}.cap"
+
+
 def build_capture(
     world: World,
     watcher: NetworkWatcher,
@@ -452,6 +517,24 @@ def build_capture(
             "properties.storageLocation",
         )
 
+    continuous = props.get("continuousCapture")
+    if continuous is not None and not isinstance(continuous, bool):
+        raise bad_request(
+            "InvalidRequestFormat",
+            "Cannot parse the request: 'continuousCapture' must be a boolean or null.",
+            "properties.continuousCapture",
+        )
+    if continuous is not None:
+        for key in NOT_WITH_CONTINUOUS:
+            if props.get(key) is not None:
+                # The PowerShell client refuses these with continuous capture set, in these words
+                # (docs/EMULATOR.md "Continuous capture"); that ARM does too is UNCONFIRMED.
+                raise bad_request(
+                    "InvalidRequestPropertiesInPacketCaptureRequest",
+                    f"{key[0].upper()}{key[1:]} is not supported in packet capture request "
+                    "with continuousCapture; use captureSettings.",
+                    f"properties.{key}",
+                )
     # Bounds [SPEC]; defaults [REC].
     bpp = _int(props, "bytesToCapturePerPacket", 0, UINT32_MAX, DEFAULT_BYTES_PER_PACKET, "properties")
     total = _int(props, "totalBytesPerSession", 0, UINT32_MAX, DEFAULT_TOTAL_BYTES, "properties")
@@ -474,13 +557,12 @@ def build_capture(
             "fileSizeInBytes": _int(settings, "fileSizeInBytes", 0, UINT32_MAX, 104857600, p),
             "sessionTimeLimitInSeconds": _int(settings, "sessionTimeLimitInSeconds", 0, 604800, 86400, p),
         }
-    continuous = props.get("continuousCapture")
-    if continuous is not None and not isinstance(continuous, bool):
-        raise bad_request(
-            "InvalidRequestFormat",
-            "Cannot parse the request: 'continuousCapture' must be a boolean or null.",
-            "properties.continuousCapture",
-        )
+    if continuous is not None and settings_out is None:
+        settings_out = {
+            "fileCount": DEFAULT_FILE_COUNT,
+            "fileSizeInBytes": DEFAULT_FILE_SIZE,
+            "sessionTimeLimitInSeconds": DEFAULT_SESSION_SECONDS,
+        }
     filters = _filters(props)
 
     # targetType: closed enum [SPEC]; absent = AzureVM (UNCONFIRMED default).
@@ -574,6 +656,7 @@ def build_capture(
                 "InvalidPacketCaptureScope", "'scope' applies only to AzureVMSS targets.", "properties.scope"
             )
         region, os_type, has_agent, behaviour = vm.location, vm.os_type, vm.has_agent, vm.behaviour
+        anomaly_start = vm.anomaly_start
         targets = [CaptureTarget(vm.id, vm.name, None, vm.os_type, vm.scenario)]
     else:
         ss = world.scale_set(target)
@@ -598,6 +681,7 @@ def build_capture(
                 "properties.scope",
             )
         region, os_type, has_agent, behaviour = ss.location, ss.os_type, ss.has_agent, ss.behaviour
+        anomaly_start = ss.anomaly_start
         targets = [
             CaptureTarget(ss.instance_id(i), f"{ss.name}_{i}", i, ss.os_type, ss.scenario) for i in chosen
         ]
@@ -704,15 +788,17 @@ def build_capture(
     out: dict[str, Any] = {"target": target, "targetType": target_type}
     if scope_out is not None:
         out["scope"] = scope_out
-    out.update(
-        {
-            "bytesToCapturePerPacket": bpp,
-            "totalBytesPerSession": total,
-            "timeLimitInSeconds": limit,
-            "storageLocation": loc_out,
-            "filters": filters,
-        }
-    )
+    if continuous is None:
+        out.update(
+            {"bytesToCapturePerPacket": bpp, "totalBytesPerSession": total, "timeLimitInSeconds": limit}
+        )
+    else:
+        # [REC-VM]: a continuous capture echoes no totalBytesPerSession / timeLimitInSeconds; the session
+        # limit ends it and there is no byte limit.
+        assert settings_out is not None
+        out["bytesToCapturePerPacket"] = bpp
+        limit, total = int(settings_out["sessionTimeLimitInSeconds"]), 0
+    out.update({"storageLocation": loc_out, "filters": filters})
     if continuous is not None:
         out["continuousCapture"] = continuous
     if settings_out is not None:
@@ -735,6 +821,10 @@ def build_capture(
         created=now,
         agent_start_seconds=agent_start_seconds,
         provisioning_seconds=provisioning_seconds,
+        continuous=continuous is True,
+        file_count=int(settings_out["fileCount"]) if settings_out else DEFAULT_FILE_COUNT,
+        file_size=int(settings_out["fileSizeInBytes"]) if settings_out else DEFAULT_FILE_SIZE,
+        anomaly_start=anomaly_start,
     )
 
 

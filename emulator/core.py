@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import json
 import logging
@@ -67,6 +68,7 @@ class RequestRecord:
     client: str  # first User-Agent product, e.g. "azsdk-python-mgmt-network/33.1.0"
     client_request_id: str | None
     fault: str | None = None  # description of the injected fault, if one fired
+    body: bytes = b""  # the request body as sent (PUT bodies: what went on the wire)
 
 
 @dataclass
@@ -292,6 +294,19 @@ class Emulator:
         self._process_due(self.clock.now())
         self._wake.set()
 
+    def start_anomaly(self, resource_id: str, at: dt.datetime | None = None) -> None:
+        """The VM's (or scale set's) scenario anomaly begins at ``at`` (default: now, emulated), e.g. a SYN
+        flood that starts minutes before the alert; files of captures that stop later show it from then."""
+        when = self.clock.now() if at is None else at.timestamp()
+        with self.world.lock:
+            resource = self.world.vm(resource_id) or self.world.scale_set(resource_id)
+            if resource is None:
+                raise KeyError(resource_id)
+            resource.anomaly_start = when
+            for cap in self.arm.captures.values():
+                if cap.target_id.lower() == resource_id.lower():
+                    cap.anomaly_start = when
+
     def seed_capture(
         self,
         name: str,
@@ -455,6 +470,7 @@ class Emulator:
         started: float,
         t0: float,
         fault: FaultRule | None,
+        body: bytes = b"",
     ) -> None:
         ua = headers.get("User-Agent") or ""
         rec = RequestRecord(
@@ -469,6 +485,7 @@ class Emulator:
             client=ua.split(" ", 1)[0],
             client_request_id=headers.get("x-ms-client-request-id"),
             fault=_describe(fault),
+            body=bytes(body or b""),
         )
         (self._arm_log if endpoint == "arm" else self._identity_log).append(rec)
 
@@ -479,6 +496,7 @@ class Emulator:
         raw_path: str,
         headers: Any,
         serve: Callable[[str, dict[str, str]], Response],
+        body: bytes = b"",
     ) -> Response | None:
         started, t0 = time.time(), time.perf_counter()
         path, _, qs = raw_path.partition("?")
@@ -511,6 +529,7 @@ class Emulator:
             started,
             t0,
             rule,
+            body,
         )
         return response
 
@@ -521,6 +540,7 @@ class Emulator:
             raw_path,
             headers,
             lambda path, query: self._serve_arm(method, path, query, headers, body),
+            body,
         )
 
     def _serve_arm(

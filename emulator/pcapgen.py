@@ -570,6 +570,7 @@ class _Gen:
         window: bool = False,
         filters: tuple[CaptureFilter, ...] = (),
         max_file_bytes: int | None = None,
+        anomaly_start: datetime | None = None,
     ) -> None:
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; expected one of {', '.join(SCENARIOS)}")
@@ -580,6 +581,14 @@ class _Gen:
         self.truth = Truth(scenario=scenario, seed=seed, fmt=fmt, snaplen=snaplen)
         self.t0 = int(start.timestamp()) * 1_000_000_000 + start.microsecond * 1000
         self.end = self.t0 + int(duration_s * 1e9)
+        # The scenario's own traffic (a SYN flood...) begins here; the normal web mix runs from t0.
+        self.anomaly_t0 = (
+            self.t0
+            if anomaly_start is None
+            else int(anomaly_start.timestamp()) * 1_000_000_000 + anomaly_start.microsecond * 1000
+        )
+        # With a late anomaly the pilot's rate is not the file's: keep the file inside its window.
+        self.bounded = anomaly_start is not None
         self.snaplen = snaplen
         self.fmt = fmt
         self.nano = nanosecond
@@ -986,7 +995,8 @@ class _Gen:
             r = rate * self.rate_scale
             # in a capture window the first session starts with the capture: its file begins at its start
             first = 0 if self.window and n == 0 else int(self.rng.expovariate(r) * 1e9)
-            arrivals.append((self.t0 + first, n, fn, r))
+            begin = self.t0 if n < _WEB_MIX else max(self.t0, self.anomaly_t0)
+            arrivals.append((begin + first, n, fn, r))
         if self.window:
             # a lookup every half second whatever the scale: the file spans its window even when the
             # traffic is scaled down to a trickle (a negative rate is a fixed period in seconds)
@@ -999,12 +1009,16 @@ class _Gen:
             if self.target is None or self.window:
                 if t >= self.end:
                     break
-            elif self.created_bytes >= self.target:
+            elif self.created_bytes >= self.target or (self.bounded and t >= self.end):
                 break
             self.flush(t)
             fn(t)
             gap = int(-rate * 1e9) if rate < 0 else max(1, int(self.rng.expovariate(rate) * 1e9))
             heapq.heapreplace(arrivals, (t + gap, n, fn, rate))
+
+
+# The first entries of every mix are the normal web traffic; the scenario's anomaly follows them.
+_WEB_MIX = 3
 
 
 def _simulate(
@@ -1023,6 +1037,7 @@ def _simulate(
     filters: tuple[CaptureFilter, ...] = (),
     max_file_bytes: int | None = None,
     max_scale: float | None = None,
+    anomaly_start: datetime | None = None,
 ) -> tuple[bytes, Truth]:
     scale = 1.0
     if target_bytes is not None:
@@ -1061,6 +1076,7 @@ def _simulate(
             window=window,
             filters=filters,
             max_file_bytes=max_file_bytes,
+            anomaly_start=anomaly_start,
         )
         g.run()
         data = g.finish()
@@ -1085,13 +1101,16 @@ def generate(
     nanosecond: bool = False,
     big_endian: bool = False,
     target_bytes: int | None = None,
+    anomaly_start: datetime | None = None,
 ) -> GeneratedCapture:
     """Generate a capture in memory.
 
     ``snaplen`` emulates Network Watcher's bytesToCapturePerPacket (0 = whole frames). ``fmt`` is ``pcap``
     (libpcap, what Network Watcher writes) or ``pcapng``; ``nanosecond`` and ``big_endian`` pick the other
     pcap variants. With ``target_bytes`` the arrival rates are scaled so the file is about that big and
-    spans about ``duration_s`` (it stops once the target is reached).
+    spans about ``duration_s`` (it stops once the target is reached). ``anomaly_start``: the scenario's
+    own traffic (the SYN flood of ``synflood``...) begins then instead of at ``start``, as an incident
+    that starts minutes before the alert fires (None: from the start; after the end: never).
     """
     data, truth = _simulate(
         scenario,
@@ -1104,6 +1123,7 @@ def generate(
         big_endian=big_endian,
         target_bytes=target_bytes,
         out=None,
+        anomaly_start=anomaly_start,
     )
     return GeneratedCapture(data=data, truth=truth)
 
@@ -1154,6 +1174,7 @@ def generate_for_capture(
     filters: Sequence[dict[str, Any]] = (),
     seed: int = 0,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    anomaly_start: datetime | None = None,
 ) -> GeneratedCapture:
     """The file an emulated capture leaves behind when it stops (the emulator's stop hook calls this).
 
@@ -1187,6 +1208,7 @@ def generate_for_capture(
         filters=tuple(CaptureFilter.from_json(f) for f in filters),
         max_file_bytes=total_bytes_per_session or None,
         max_scale=None if traffic_bytes_per_second else 1.0,  # the scenario's own rate unless told
+        anomaly_start=anomaly_start,
     )
     return GeneratedCapture(data=data, truth=truth)
 

@@ -167,6 +167,8 @@ class VirtualMachine:
     extensions: list[Extension] = field(default_factory=list)
     size: str = "Standard_D2s_v3"
     tags: dict[str, str] = field(default_factory=dict)
+    # Emulated epoch seconds when the scenario's anomaly begins (None: it runs from every capture's start).
+    anomaly_start: float | None = None
 
     @property
     def id(self) -> str:
@@ -197,6 +199,8 @@ class ScaleSet:
     extensions: list[Extension] = field(default_factory=list)
     size: str = "Standard_D2s_v3"
     tags: dict[str, str] = field(default_factory=dict)
+    # Emulated epoch seconds when the scenario's anomaly begins (None: it runs from every capture's start).
+    anomaly_start: float | None = None
 
     @property
     def id(self) -> str:
@@ -411,6 +415,15 @@ class World:
 
     def _bump(self) -> None:
         self.version += 1
+
+    def set_tags(self, resource_id: str, tags: dict[str, str]) -> None:
+        """Replace a VM's or scale set's tags, as a PATCH of its tags would (resource lists see it)."""
+        with self.lock:
+            resource = self.vm(resource_id) or self.scale_set(resource_id)
+            if resource is None:
+                raise WorldError(f"no VM or scale set {resource_id}")
+            resource.tags = dict(tags)
+            self._bump()
 
     def _touch_group(self, name: str, location: str) -> None:
         if fold(name) not in self._groups:

@@ -131,6 +131,33 @@ param captureAnalyze bool = true
 @description('CAPTURE_LINK_LIFETIME_HOURS: lifetime of the download links in reports (user-delegation SAS, at most 7 days).')
 param captureLinkLifetimeHours int = 24
 
+// ---------------------------------------------------------------- flight recorder (continuous capture, PREVIEW)
+
+@minLength(1)
+@maxLength(512)
+@description('CAPTURE_RECORDER_TAG: VMs and scale sets tagged with this name and the value "on" get a ring capture.')
+param captureRecorderTag string = 'capture-recorder'
+
+@minValue(0)
+@maxValue(10000)
+@description('CAPTURE_RECORDER_MAX: rings per regional watcher (0 turns the recorder off).')
+param captureRecorderMax int = 2
+
+@minValue(1)
+@maxValue(10000)
+@description('CAPTURE_RECORDER_FILE_COUNT: files a ring keeps.')
+param captureRecorderFileCount int = 10
+
+@minValue(102400)
+@maxValue(4294967295)
+@description('CAPTURE_RECORDER_FILE_SIZE_BYTES: size of each ring file.')
+param captureRecorderFileSizeBytes int = 419430400
+
+@minValue(900)
+@maxValue(604800)
+@description('CAPTURE_RECORDER_SESSION_SECONDS: the length of a ring session; it is replaced before it ends.')
+param captureRecorderSessionSeconds int = 86400
+
 // ---------------------------------------------------------------- follow-through queue
 
 @minLength(1)
@@ -214,6 +241,11 @@ var captureAppSettings = {
   CAPTURE_NOTIFY_FORMAT: captureNotifyFormat
   CAPTURE_BLOB_ENDPOINT: captureStorage.outputs.blobEndpoint
   CAPTURE_ANALYZE: captureAnalyze ? 'true' : 'false'
+  CAPTURE_RECORDER_TAG: captureRecorderTag
+  CAPTURE_RECORDER_MAX: string(captureRecorderMax)
+  CAPTURE_RECORDER_FILE_COUNT: string(captureRecorderFileCount)
+  CAPTURE_RECORDER_FILE_SIZE_BYTES: string(captureRecorderFileSizeBytes)
+  CAPTURE_RECORDER_SESSION_SECONDS: string(captureRecorderSessionSeconds)
   CAPTURE_LINK_LIFETIME_HOURS: string(captureLinkLifetimeHours)
   CAPTURE_QUEUE_NAME: captureQueueNames[0]
   CAPTURE_CHECK_MAX_INTERVAL_SECONDS: string(captureCheckMaxIntervalSeconds)

@@ -165,6 +165,16 @@ def test_percentile_is_nearest_rank():
     assert percentile([3.0], 99) == 3.0
 
 
+def test_recorder_section_freezes_and_reports_pre_alert_traffic(sections):
+    recorder = sections["recorder"]
+    assert len(recorder["runs"]) == TINY.recorder_runs
+    assert recorder["all_frozen"] and recorder["all_reported"]
+    # Warm: list, status, stop, post ring; cold adds the VM's region and the watcher list.
+    assert recorder["warm_arm_calls_max"] == 4
+    assert recorder["cold_arm_calls"] == 6
+    assert recorder["pre_alert_seconds_p50"] > 60
+
+
 def test_followthrough_section_reports_every_capture_with_few_arm_calls(sections):
     follow = sections["followthrough"]
     assert [r["workers"] for r in follow["runs"]] == [1, 2]

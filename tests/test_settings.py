@@ -69,6 +69,15 @@ def test_defaults_follow_the_documented_table(settings_from_env):
         ({"CAPTURE_LOCAL_PATH": "/tmp/captures"}, "/var/captures"),
         ({"CAPTURE_NOTIFY_URL": "ftp://x"}, "CAPTURE_NOTIFY_URL"),
         ({"CAPTURE_NOTIFY_FORMAT": "email"}, "CAPTURE_NOTIFY_FORMAT"),
+        # The flight recorder's ring, within Network Watcher's bounds for continuous capture.
+        ({"CAPTURE_RECORDER_FILE_COUNT": "0"}, "CAPTURE_RECORDER_FILE_COUNT"),
+        ({"CAPTURE_RECORDER_FILE_COUNT": "10001"}, "CAPTURE_RECORDER_FILE_COUNT"),
+        ({"CAPTURE_RECORDER_FILE_SIZE_BYTES": "102399"}, "CAPTURE_RECORDER_FILE_SIZE_BYTES"),
+        ({"CAPTURE_RECORDER_FILE_SIZE_BYTES": "4294967296"}, "CAPTURE_RECORDER_FILE_SIZE_BYTES"),
+        ({"CAPTURE_RECORDER_SESSION_SECONDS": "604801"}, "CAPTURE_RECORDER_SESSION_SECONDS"),
+        ({"CAPTURE_RECORDER_SESSION_SECONDS": "60"}, "CAPTURE_RECORDER_SESSION_SECONDS"),
+        ({"CAPTURE_RECORDER_MAX": "-1"}, "CAPTURE_RECORDER_MAX"),
+        ({"CAPTURE_RECORDER_TAG": "a/b"}, "CAPTURE_RECORDER_TAG"),
         ({"CAPTURE_QUEUE_NAME": "Capture_Reports"}, "CAPTURE_QUEUE_NAME"),
         ({"CAPTURE_QUEUE_NAME": "a" * 57}, "-poison"),
         ({"CaptureQueue__queueServiceUri": "http://127.0.0.1:10001/x"}, "CaptureQueue__queueServiceUri"),
@@ -156,3 +165,17 @@ def test_every_setting_the_app_reads_is_in_the_readme_table():
     section = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
     documented = re.findall(r"^\| `([A-Za-z_]+)` \|", section, flags=re.MULTILINE)
     assert sorted(documented) == sorted(setting_names())
+
+
+def test_recorder_defaults_and_the_slot_it_leaves_for_alerts(settings_from_env):
+    settings = settings_from_env(env())
+    assert (settings.recorder_tag, settings.recorder_max, settings.recorder_limit) == (
+        "capture-recorder",
+        2,
+        2,
+    )
+    # 10 files of 400 MiB: about the last 10 minutes of a VM capturing ~7 MB/s (~56 Mbit/s).
+    assert settings.recorder_file_count * settings.recorder_file_size_bytes == 10 * 400 * 2**20
+    assert settings_from_env(env(CAPTURE_MAX_SESSIONS="2", CAPTURE_RECORDER_MAX="5")).recorder_limit == 1
+    local_only = {"CAPTURE_LOCAL_PATH": "/var/captures"}
+    assert settings_from_env(local_only).recorder_limit == 0  # the recorder reads its files from storage

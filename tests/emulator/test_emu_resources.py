@@ -156,7 +156,7 @@ def test_resources_list_with_filter_and_top(big: Emulator) -> None:
         sub = list(client.resources.list(filter="substringof('bench-00', name) and location eq 'eastus'"))
         assert {r.name for r in sub if "/" not in r.name} == {f"vm-bench-00{i}" for i in range(10)}
         with pytest.raises(HttpResponseError) as info:
-            list(client.resources.list(filter="tagName eq 'x'"))
+            list(client.resources.list(filter="startswith(tagName, 'x')"))
         assert error_code(info.value) == "InvalidFilterInQueryString"
 
 

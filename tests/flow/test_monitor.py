@@ -329,15 +329,18 @@ def test_arm_calls_per_run_follow_due_captures_not_the_watchers_content(call, wo
         )
     world.clear_log()
     idle = monitor(world).schedule()
-    assert idle.arm_calls == 1 + 2  # watchers of the subscription, one list per watcher
+    # Watchers of the subscription, one list per watcher; the flight recorder shares those lists and
+    # adds its one tag-filtered resource list per subscription (nothing tagged: nothing else).
+    assert idle.arm_calls == 1 + 2 + 1
+    assert idle.recorder is not None and idle.recorder.arm_calls == 1
     start(call, world, VM_WEB_1)
     start(call, world, VM_DB_1)
     world.clear_log()
-    assert monitor(world).schedule().arm_calls == 1 + 2  # just started: not due, no status query
+    assert monitor(world).schedule().arm_calls == 1 + 2 + 1  # just started: not due, no status query
     world.advance(61)
     busy = monitor(world).schedule()
     assert busy.checked == 2  # both due at 60 s (and both ended: queued)
-    assert busy.arm_calls == 1 + 2 + 2  # + one status query per due capture of ours
+    assert busy.arm_calls == 1 + 2 + 1 + 2  # + one status query per due capture of ours
 
 
 def test_a_capture_named_like_ours_but_started_by_someone_else_is_never_reported_or_deleted(

@@ -2,13 +2,15 @@
 
 A representative run of the real app (webhook -> capture on a VM, on a scale-set instance and in a second
 region, duplicate, the captures endpoints, the monitor following captures to their end and deleting them,
-the subscription list) goes against the ARM emulator; its request log is mapped to RBAC operations and
+the subscription list, the flight recorder arming a tagged VM, freezing it on an alert, reporting and
+disarming it) goes against the ARM emulator; its request log is mapped to RBAC operations and
 compared with infra/app/roles.json, scope by scope. An ARM request without a mapping fails the test, so
 a new ARM call in the app cannot slip past the role.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,11 +21,12 @@ import pytest
 
 from capture import app_context, reset
 from capture.monitor import Monitor
+from capture.recorder import RecorderRun
 from devhost.stack import NotificationReceiver, capture_writer
 from emulator import Emulator, RequestRecord
 from emulator.azurite import Azurite
 from emulator.testing import SAMPLE_WORLD
-from tests.conftest import VM_WEB_1, VM_WEU_1, VMSS_API, payload, request
+from tests.conftest import RG, VM_WEB_1, VM_WEU_1, VMSS_API, payload, request
 from tests.flow.conftest import point_app_at
 from tests.infra.bicep import main, module_body, module_file, reference, roles
 from tests.queues import Queues
@@ -35,6 +38,8 @@ TARGETS = "targets"  # the capture scopes (subscriptions or resource groups of t
 STORAGE = "captureStorage"  # the capture storage account
 
 Need = tuple[str, str]  # (scope kind, RBAC action)
+
+RECORDED = f"{RG}/rg-web/providers/Microsoft.Compute/virtualMachines/vm-web-01"
 
 _SUB = r"/subscriptions/[^/]+"
 _RG = _SUB + r"/resourcegroups/[^/]+"
@@ -64,6 +69,12 @@ OPERATIONS = (
         (),
         "tenant-level subscription list: returns the subscriptions where the caller holds any role; "
         "it checks no action of ours",
+    ),
+    Operation(
+        "GET",
+        _SUB + r"/resources",
+        ((LOOKUP, "Microsoft.Resources/subscriptions/resources/read"),),
+        "Resources_List filtered by tag: the flight recorder finds the opted-in VMs, one call per subscription",
     ),
     Operation(
         "GET",
@@ -160,14 +171,15 @@ def operation_for(record: RequestRecord) -> Operation:
     )
 
 
-def needs_of(log: list[RequestRecord], created: dict[str, dict[str, Any]]) -> dict[Need, set[str]]:
-    """Every (scope kind, action) the logged requests need, with the requests that need it."""
+def needs_of(log: list[RequestRecord]) -> dict[Need, set[str]]:
+    """Every (scope kind, action) the logged requests need, with the requests that need it (a PUT's
+    linked access from the body it sent)."""
     needs: dict[Need, set[str]] = {}
     for record in log:
         operation = operation_for(record)
         wanted = list(operation.needs)
         if record.method == "PUT":
-            body = created[record.path.casefold()]["properties"]
+            body = json.loads(record.body)["properties"]
             wanted += LINKED_ACCESS[body["targetType"]]
             if (body.get("storageLocation") or {}).get("storageId"):
                 wanted += LINKED_ACCESS["storageId"]
@@ -262,22 +274,41 @@ def app_run(call, world, receiver, queues) -> tuple[list[RequestRecord], dict[st
     assert sorted(monitor(world).schedule().queued) == sorted(started)
     assert queues.drain() == ["ok"] * 3  # the worker: get, status, delete
     assert len(receiver.received) == 3
+    # The flight recorder, run by the scheduler: arm a tagged VM, freeze it on an alert, queue the
+    # timeline, the worker reports it, re-arm, disarm on untag.
+    app_context().recorder.clock = world.clock.now_datetime
+    world.world.set_tags(RECORDED, {"capture-recorder": "on"})
+
+    def recorder_run() -> RecorderRun:
+        run = monitor(world).schedule().recorder
+        assert run is not None
+        return run
+
+    assert len(recorder_run().armed) == 1
+    world.advance(60)
+    status, answer, _ = call("alert_webhook", request(body={"targets": [RECORDED], "reason": "recorder"}))
+    assert (status, answer["status"]) == (202, "frozen")
+    world.advance(61)
+    assert len(recorder_run().queued) == 1
+    assert queues.drain() == ["ok"]  # the worker: get, status, get, status, delete both rings
+    assert len(receiver.received) == 4
+    assert len(recorder_run().armed) == 1  # re-armed by the run after the report
+    world.world.set_tags(RECORDED, {})
+    assert len(recorder_run().disarmed) == 1
     assert {r.method for r in world.request_log} >= {"GET", "PUT", "POST", "DELETE"}
     return world.request_log, created
 
 
 def test_custom_roles_hold_exactly_the_actions_the_app_uses(app_run):
-    log, created = app_run
-    needs = needs_of(log, created)
+    log, _ = app_run
+    needs = needs_of(log)
     problems = compare(needs, set(role_actions()))
     assert not problems, "infra/app/roles.json and the app's ARM calls disagree:\n  " + "\n  ".join(problems)
 
 
 def test_every_scope_kind_is_exercised(app_run):
-    log, created = app_run
-    assert (
-        {kind for kind, _ in needs_of(log, created)} == set(roles()) == {WATCHERS, LOOKUP, TARGETS, STORAGE}
-    )
+    log, _ = app_run
+    assert {kind for kind, _ in needs_of(log)} == set(roles()) == {WATCHERS, LOOKUP, TARGETS, STORAGE}
 
 
 def test_an_unmapped_arm_request_fails_with_a_clear_message():

@@ -258,7 +258,10 @@ def work(msg: func.QueueMessage) -> None:
             threading.Event().wait(60)  # the test kills this process meanwhile
             raise TimeoutError("nobody killed the process")
         if "dir" in order:
-            (Path(order["dir"]) / f"done-{msg.id}").write_text(f"{os.getpid()} {msg.dequeue_count}")
+            # Written whole, then renamed: a test that sees done-<id> exist reads all of it.
+            partial = Path(order["dir"]) / f"partial-{msg.id}"
+            partial.write_text(f"{os.getpid()} {msg.dequeue_count}")
+            os.replace(partial, Path(order["dir"]) / f"done-{msg.id}")
     finally:
         with QUEUE_LOCK:
             QUEUE_RUNNING[0] -= 1
