@@ -14,6 +14,7 @@ import pytest
 
 import capture
 from devhost.invoke import InvocationContext
+from devhost.stack import NotificationReceiver
 from emulator.azurite import Azurite, AzuriteError
 from emulator.tls import ensure_certificate
 from tests.queues import Queues
@@ -154,3 +155,11 @@ def queues(
     monkeypatch.setenv("CaptureQueue__queueServiceUri", azurite_queue.queue_endpoint)
     capture.reset()
     return Queues(azurite_queue.queue_endpoint, name, str(tls_files[0]), functions)
+
+
+@pytest.fixture
+def receiver() -> Iterator[NotificationReceiver]:
+    """A notification endpoint that keeps what the app sends."""
+    server = NotificationReceiver(echo=False).start()
+    yield server
+    server.stop()

@@ -20,25 +20,17 @@ import capture
 from capture import app_context
 from capture.monitor import Monitor
 from capture.naming import blob_location
-from devhost.stack import NotificationReceiver, capture_writer
+from devhost.stack import NotificationReceiver
 from emulator import Emulator
 from emulator.azurite import Azurite, dev_credential, upload_capture
-from emulator.testing import SAMPLE_WORLD
 from tests.conftest import RG, STORAGE_ID, SUB, VM_DB_1, VM_WEB_1, request
-from tests.flow.conftest import captures, point_app_at
+from tests.flow.conftest import captures, reporting_world
 from tests.queues import Queues
 
 # In the sample world vm-web-1 runs the synflood scenario and vm-db-1 the retransmissions one.
 FLAKY = f"{RG}/rg-web/providers/Microsoft.Compute/virtualMachines/vm-flaky-storage"
 STUCK = f"{RG}/rg-web/providers/Microsoft.Compute/virtualMachines/vm-agent-stuck"
 PROVISION_FAILS = f"{RG}/rg-web/providers/Microsoft.Compute/virtualMachines/vm-provision-fails"
-
-
-@pytest.fixture
-def receiver() -> Iterator[NotificationReceiver]:
-    server = NotificationReceiver(echo=False).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -50,17 +42,10 @@ def world(
     queues: Queues,
 ) -> Iterator[Emulator]:
     """Emulator (frozen clock) writing capture files to Azurite; the app pointed at both and the queue."""
-    with Emulator(SAMPLE_WORLD, time_scale=0.0, retry_after=0.0, cert_dir=tls_files[0].parent) as emu:
-        emu.on_capture_stopped = capture_writer(azurite, emu.ca_cert_path)
-        point_app_at(
-            emu,
-            monkeypatch,
-            CAPTURE_BLOB_ENDPOINT=azurite.blob_endpoint,
-            CAPTURE_NOTIFY_URL=receiver.url,
-            CAPTURE_ALLOWED_SCOPES=f"/subscriptions/{SUB}",
-        )
+    with reporting_world(
+        monkeypatch, azurite, tls_files, receiver, CAPTURE_ALLOWED_SCOPES=f"/subscriptions/{SUB}"
+    ) as emu:
         yield emu
-        capture.reset()
 
 
 def start(call: Any, world: Emulator, target: str, reason: str | None = None) -> str:

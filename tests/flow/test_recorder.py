@@ -18,24 +18,16 @@ from capture import app_context
 from capture.monitor import owns
 from capture.orchestrator import Reservations
 from capture.recorder import Recorder, RecorderRun, is_ring, owns_ring, parse_post_path, ring_name
-from devhost.stack import NotificationReceiver, capture_writer
+from devhost.stack import NotificationReceiver
 from emulator import Emulator
 from emulator.azurite import Azurite
-from emulator.testing import SAMPLE_WORLD
 from tests.conftest import RG, STORAGE_ID, SUB, VM_DB_1, VM_WEB_1, VMSS_API, request
-from tests.flow.conftest import point_app_at
+from tests.flow.conftest import reporting_world
 from tests.queues import Queues
 
 TAG = "capture-recorder"
 NOAGENT = f"{RG}/rg-web/providers/Microsoft.Compute/virtualMachines/vm-noagent-01"
 EDGE = f"{RG}/rg-edge/providers/Microsoft.Compute/virtualMachines/vm-edge-01"  # a region without a watcher
-
-
-@pytest.fixture
-def receiver() -> Iterator[NotificationReceiver]:
-    server = NotificationReceiver(echo=False).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -48,22 +40,19 @@ def world(
 ) -> Iterator[Emulator]:
     """Emulator on a frozen clock writing ring files to Azurite, the report queue in Azurite; small
     rings (3 files of 1 MiB)."""
-    with Emulator(SAMPLE_WORLD, time_scale=0.0, retry_after=0.0, cert_dir=tls_files[0].parent) as emu:
-        emu.on_capture_stopped = capture_writer(azurite, emu.ca_cert_path)
+    with reporting_world(
+        monkeypatch,
+        azurite,
+        tls_files,
+        receiver,
+        CAPTURE_ALLOWED_SCOPES=f"/subscriptions/{SUB}",
+        CAPTURE_RECORDER_FILE_COUNT="3",
+        CAPTURE_RECORDER_FILE_SIZE_BYTES="1048576",
+        CAPTURE_RECORDER_SESSION_SECONDS="3600",
+    ) as emu:
         emu.world.find_vm("vm-web-1").behaviour.traffic_bytes_per_second = 20_000.0  # a file every 52 s
-        point_app_at(
-            emu,
-            monkeypatch,
-            CAPTURE_BLOB_ENDPOINT=azurite.blob_endpoint,
-            CAPTURE_NOTIFY_URL=receiver.url,
-            CAPTURE_ALLOWED_SCOPES=f"/subscriptions/{SUB}",
-            CAPTURE_RECORDER_FILE_COUNT="3",
-            CAPTURE_RECORDER_FILE_SIZE_BYTES="1048576",
-            CAPTURE_RECORDER_SESSION_SECONDS="3600",
-        )
         app_context().recorder.clock = emu.clock.now_datetime
         yield emu
-        capture.reset()
 
 
 def tag(emu: Emulator, *targets: str, value: str = "on") -> None:

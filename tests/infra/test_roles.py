@@ -22,12 +22,11 @@ import pytest
 from capture import app_context, reset
 from capture.monitor import Monitor
 from capture.recorder import RecorderRun
-from devhost.stack import NotificationReceiver, capture_writer
+from devhost.stack import NotificationReceiver
 from emulator import Emulator, RequestRecord
 from emulator.azurite import Azurite
-from emulator.testing import SAMPLE_WORLD
 from tests.conftest import RG, VM_WEB_1, VM_WEU_1, VMSS_API, payload, request
-from tests.flow.conftest import point_app_at
+from tests.flow.conftest import reporting_world
 from tests.infra.bicep import main, module_body, module_file, reference, roles
 from tests.queues import Queues
 
@@ -214,13 +213,6 @@ def compare(needs: dict[Need, set[str]], granted: set[Need]) -> list[str]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[NotificationReceiver]:
-    server = NotificationReceiver(echo=False).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def world(
     monkeypatch: pytest.MonkeyPatch,
     azurite: Azurite,
@@ -229,15 +221,10 @@ def world(
     queues: Queues,
 ) -> Iterator[Emulator]:
     """The sample world writing capture files to Azurite; no allowed scopes, so the monitor lists subscriptions."""
-    with Emulator(SAMPLE_WORLD, time_scale=0.0, retry_after=0.0, cert_dir=tls_files[0].parent) as emu:
-        emu.on_capture_stopped = capture_writer(azurite, emu.ca_cert_path)
-        point_app_at(
-            emu, monkeypatch, CAPTURE_BLOB_ENDPOINT=azurite.blob_endpoint, CAPTURE_NOTIFY_URL=receiver.url
-        )
+    with reporting_world(monkeypatch, azurite, tls_files, receiver) as emu:
         monkeypatch.delenv("CAPTURE_ALLOWED_SCOPES", raising=False)
         reset()
         yield emu
-        reset()
 
 
 def monitor(world: Emulator) -> Monitor:
