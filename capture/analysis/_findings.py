@@ -18,10 +18,6 @@ class CaptureReadError(Exception):
         super().__init__(reason)
         self.reason = reason
 
-    def to_dict(self) -> dict[str, Any]:
-        """The error form of a summary document (``<capture>.summary.json`` for an unreadable file)."""
-        return {"version": SCHEMA_VERSION, "ok": False, "error": self.reason}
-
 
 @dataclass(frozen=True, slots=True)
 class Count:

@@ -246,7 +246,7 @@ def test_snap_length_limited(capture: CaptureFactory, snaplen: int) -> None:
 def test_corrupt_files_raise(data: bytes, reason: str) -> None:
     with pytest.raises(CaptureReadError, match=reason) as info:
         run(data)
-    assert info.value.to_dict() == {"version": 2, "ok": False, "error": info.value.reason}
+    assert info.value.reason == str(info.value)
 
 
 def test_garbage_after_a_good_start_is_reported_not_raised(capture: CaptureFactory) -> None:
